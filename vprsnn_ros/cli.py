@@ -1,0 +1,250 @@
+"""``vprsnn``: train, evaluate and demo from the command line.
+
+Every error the package raises on purpose ends the command with one line on
+stderr and exit status 2; an interrupt with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import ConfigError, DataError, VprsnnError
+
+
+def _progress_bar(desc: str, unit: str = "presentation"):
+    """A tqdm bar driven by (done, total, message) callbacks."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, message: str = "") -> None:
+        nonlocal bar
+        if bar is None or bar.total != total:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)
+        bar.update(done - bar.n)
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        if done >= total:
+            bar.close()
+            bar = None
+    return update
+
+
+# --------------------------------------------------------------------------
+# Places
+# --------------------------------------------------------------------------
+
+def _add_place_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--list", metavar="CSV", help="CSV of file names (column 'filename') giving the places in order")
+    p.add_argument("--exclude", metavar="CSV",
+                   help="CSV of files to drop (column 'filename'; with flag columns, rows with any flag set)")
+    p.add_argument("--every", type=int, default=1, metavar="K", help="keep every K-th place (after --exclude)")
+    p.add_argument("--limit", type=int, metavar="N", help="keep the first N places (after --every)")
+
+
+def _places(folder: str, args: argparse.Namespace):
+    from .dataset import load_place_list, read_exclude_csv
+
+    if args.every < 1:
+        raise ConfigError("--every must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be >= 1")
+    exclude = read_exclude_csv(args.exclude) if args.exclude else None
+    places = load_place_list(folder, list_csv=args.list, exclude=exclude)
+    keep = list(range(0, len(places), args.every))[: args.limit]
+    return places.subset(keep)
+
+
+def _pixels(places, size: tuple[int, int], patch: int, desc: str) -> np.ndarray:
+    from .dataset import load_images
+
+    return load_images(places.paths, size=size, patch=patch, progress=True, desc=desc)
+
+
+# --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .dataset import check_correspondence
+    from .ensemble import write_ensemble_manifest
+    from .network import NetworkConfig
+    from .training import train_network
+
+    if args.ensemble < 1:
+        raise ConfigError("--ensemble must be >= 1")
+    config = NetworkConfig(
+        n_neurons=args.neurons, places_per_module=args.places_per_module, epochs=args.epochs,
+        dt=args.dt, seed=args.seed, shuffle=args.shuffle, image_width=args.width,
+        image_height=args.height, patch=args.patch).validate()
+    checkpoints = [int(e) for e in args.epoch_checkpoints.split(",") if e] if args.epoch_checkpoints else []
+    # Read and check every input before anything is written: bad input leaves no model behind.
+    place_lists = [_places(folder, args) for folder in args.reference]
+    for other in place_lists[1:]:
+        check_correspondence(len(place_lists[0]), len(other))
+    traverses = [_pixels(pl, config.image_size, config.patch, f"reference {k + 1}")
+                 for k, pl in enumerate(place_lists)]
+    cal_query = None
+    if args.calibration_query:
+        if args.calibration_places <= 0:
+            raise ConfigError("--calibration-query needs --calibration-places N > 0")
+        cal = _places(args.calibration_query, args)
+        if len(cal) < args.calibration_places:
+            raise DataError(f"calibration query {args.calibration_query} has {len(cal)} places, "
+                            f"fewer than --calibration-places {args.calibration_places}")
+        cal_query = _pixels(cal.subset(range(args.calibration_places)), config.image_size,
+                            config.patch, "calibration query")
+    if args.calibration_places >= len(place_lists[0]):
+        raise ConfigError(f"--calibration-places must be smaller than the {len(place_lists[0])} places")
+    out = Path(args.out)
+    members = []
+    for k in range(args.ensemble):
+        member_out = out if args.ensemble == 1 else out / f"seed_{args.seed + k}"
+        started = time.perf_counter()
+        train_network(config.with_(seed=args.seed + k), traverses, place_lists[0].names, member_out,
+                      calibration_places=args.calibration_places, calibration_query=cal_query,
+                      epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
+                      progress=_progress_bar(f"train seed {args.seed + k}"))
+        members.append(member_out.name)
+        print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
+    if args.ensemble > 1:
+        write_ensemble_manifest(out, members)
+    print(f"model written to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .dataset import read_ground_truth_csv
+    from .ensemble import load_model
+    from .evaluation import evaluate, format_report, write_report
+
+    members = load_model(args.model)
+    cfg = members[0].config
+    queries = _places(args.query, args)
+    gt = None
+    if args.ground_truth:
+        if not members[0].place_names:
+            raise DataError(f"model {args.model} stores no place names; --ground-truth needs them")
+        gt = read_ground_truth_csv(args.ground_truth, queries.names, members[0].place_names)
+    elif len(queries) != members[0].n_places:
+        raise DataError(f"the model has {members[0].n_places} places but {args.query} gives "
+                        f"{len(queries)}; give --ground-truth CSV or the same --exclude/--every/--limit")
+    pixels = _pixels(queries, cfg.image_size, cfg.patch, "query images")
+    bar = _progress_bar("evaluate", unit="query")
+    report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
+                                   sequence_length=args.sequence_length, threshold=args.threshold,
+                                   progress=lambda d, t: bar(d, t))
+    report["model"] = str(args.model)
+    report["query"] = str(args.query)
+    write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
+    print(format_report(report))
+    print(f"report written to {args.report}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .synthetic import write_route
+
+    work = Path(args.work)
+    ref_dir, query_dir = write_route(work / "route", args.places, seed=args.seed)
+    print(f"synthetic route with {args.places} places written to {work / 'route'}")
+    train_args = build_parser().parse_args([
+        "train", "--reference", str(ref_dir), "--out", str(args.model),
+        "--places-per-module", str(args.places_per_module), "--neurons", str(args.neurons),
+        "--epochs", str(args.epochs), "--seed", str(args.seed), "--workers", str(args.workers)]
+        + (["--resume"] if args.resume else []))
+    cmd_train(train_args)
+    eval_args = build_parser().parse_args([
+        "evaluate", "--model", str(args.model), "--query", str(query_dir),
+        "--report", str(work / "report")])
+    return cmd_evaluate(eval_args)
+
+
+# --------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vprsnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vprsnn_ros {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a modular SNN (or an ensemble) from reference image folders")
+    t.add_argument("--reference", nargs="+", required=True, metavar="DIR",
+                   help="reference traverses: folders of images, place i = i-th image of each")
+    t.add_argument("--out", required=True, metavar="MODEL_DIR")
+    t.add_argument("--places-per-module", type=int, default=25)
+    t.add_argument("--neurons", type=int, default=400, help="excitatory neurons per module")
+    t.add_argument("--epochs", type=int, default=60)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--ensemble", type=int, default=1, metavar="K", help="train K seeds (seed, seed+1, ...)")
+    t.add_argument("--shuffle", action="store_true", help="seeded random regions instead of contiguous ones")
+    t.add_argument("--dt", type=float, default=0.5, help="simulation step in ms")
+    t.add_argument("--width", type=int, default=28)
+    t.add_argument("--height", type=int, default=28)
+    t.add_argument("--patch", type=int, default=7)
+    t.add_argument("--calibration-places", type=int, default=0, metavar="N",
+                   help="the first N places form the calibration split")
+    t.add_argument("--calibration-query", metavar="DIR",
+                   help="query traverse whose first N places calibrate T (and the epochs)")
+    t.add_argument("--epoch-checkpoints", metavar="E1,E2,...",
+                   help="epoch counts to compare during calibration (the final --epochs is always one)")
+    t.add_argument("--workers", type=int, default=2, help="modules trained in parallel")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
+    _add_place_options(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="Recall@N, PR-AUC and plots of a model on a query traverse")
+    e.add_argument("--model", required=True, metavar="MODEL_DIR")
+    e.add_argument("--query", required=True, metavar="DIR")
+    e.add_argument("--report", required=True, metavar="OUT_DIR")
+    e.add_argument("--tolerance", type=int, default=0, help="also report recall within +-N places")
+    e.add_argument("--sequence-length", type=int, default=1)
+    e.add_argument("--ground-truth", metavar="CSV", help="CSV query,reference of file names")
+    e.add_argument("--split", choices=("auto", "test", "all"), default="auto")
+    e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
+    _add_place_options(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="synthetic route: train, evaluate, print recall")
+    d.add_argument("--work", default="demo_output", help="folder for the route and the report")
+    d.add_argument("--model", default="models/demo", help="where the demo model is written")
+    d.add_argument("--places", type=int, default=40)
+    d.add_argument("--places-per-module", type=int, default=10)
+    d.add_argument("--neurons", type=int, default=100)
+    d.add_argument("--epochs", type=int, default=20)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--resume", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VprsnnError as exc:
+        print(f"vprsnn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vprsnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

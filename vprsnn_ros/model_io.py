@@ -1,0 +1,93 @@
+"""Mapping between a :class:`ModularSNN` and its model directory.
+
+Parts: ``network`` (delays, regions), ``module_NNNN`` (one per module: weights,
+theta, assignments) and ``hyperactivity`` (reference activity of every
+neuron). The manifest carries the config, the places (names, optional poses)
+and the calibration results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelError, VprsnnError
+from .model_store import ModelStore, open_complete
+from .network import ModularSNN, NetworkConfig
+
+
+def network_meta(config: NetworkConfig, place_names: Sequence[str],
+                 place_poses: np.ndarray | None = None) -> dict:
+    places: dict = {"count": len(place_names), "names": list(place_names)}
+    if place_poses is not None:
+        places["poses"] = np.asarray(place_poses, dtype=float).tolist()
+    return {"config": config.to_dict(), "places": places}
+
+
+def save_network_part(store: ModelStore, delays: np.ndarray, regions: Sequence[np.ndarray],
+                      n_calibration_modules: int) -> None:
+    lengths = np.array([len(r) for r in regions], np.int64)
+    store.write_part("network", {
+        "delays": delays,
+        "region_places": np.concatenate(regions).astype(np.int64),
+        "region_lengths": lengths,
+        "n_calibration_modules": np.array(n_calibration_modules, np.int64),
+    })
+
+
+def save_module(store: ModelStore, module: int, result) -> None:
+    store.write_part(f"module_{module:04d}", {
+        "weights": result.weights, "theta": result.theta,
+        "assignments": result.assignments.astype(np.int32),
+        "epochs": np.array(result.epochs, np.int64),
+    })
+
+
+def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bool = True,
+                 modules: Sequence[int] | None = None) -> ModularSNN:
+    """Load a network; with ``modules``, only those (for calibration of a partial model)."""
+    if isinstance(store_or_path, ModelStore):
+        store = store_or_path
+        if require_complete and not store.complete:
+            raise ModelError(f"model {store.path} is incomplete (training was interrupted)")
+    else:
+        store = open_complete(store_or_path) if require_complete else ModelStore.open(store_or_path)
+    meta = store.meta
+    try:
+        config = NetworkConfig.from_dict(meta["config"])
+        n_places = int(meta["places"]["count"])
+    except (KeyError, TypeError, ValueError, VprsnnError) as exc:
+        raise ModelError(f"model {store.path} has an invalid manifest: {exc}") from None
+    n_in, n = config.n_inputs, config.n_neurons
+    net = store.read_part("network", {"delays": ((n_in, n), "float32"),
+                                      "region_places": ((n_places,), "int64"),
+                                      "region_lengths": ((None,), "int64")})
+    lengths = net["region_lengths"]
+    if lengths.sum() != n_places or np.any(lengths < 1):
+        raise ModelError(f"model {store.path} is corrupt: regions do not cover the {n_places} places")
+    regions = np.split(net["region_places"], np.cumsum(lengths)[:-1])
+    ids = list(range(len(regions))) if modules is None else list(modules)
+    weights = np.empty((len(ids), n_in, n), np.float32)
+    theta = np.empty((len(ids), n))
+    assignments = np.empty((len(ids), n), np.int32)
+    shapes = {"weights": ((n_in, n), "float32"), "theta": ((n,), "float64"),
+              "assignments": ((n,), "int32")}
+    for k, m in enumerate(ids):
+        part = store.read_part(f"module_{m:04d}", shapes)
+        weights[k], theta[k], assignments[k] = part["weights"], part["theta"], part["assignments"]
+        bad = (assignments[k] >= 0) & ~np.isin(assignments[k], regions[m])
+        if bad.any():
+            raise ModelError(f"model {store.path} is corrupt: module {m} has neurons assigned "
+                             f"to places outside its region")
+    active = np.full((len(ids), n), -1, np.int32)
+    if store.has_part("hyperactivity") and modules is None:
+        active = store.read_part("hyperactivity", {"active_images": ((len(ids), n), "int32")})["active_images"]
+    return ModularSNN(
+        config=config, delays=net["delays"], n_places=n_places,
+        regions=regions if modules is None else [regions[m] for m in ids],
+        n_calibration_modules=int(net["n_calibration_modules"]) if modules is None else len(ids),
+        weights=weights, theta=theta, assignments=assignments, active_images=active,
+        hyperactive_threshold=int(meta.get("hyperactive_threshold", 0)),
+        place_names=list(meta["places"].get("names") or []) or None)

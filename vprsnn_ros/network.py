@@ -1,0 +1,318 @@
+"""The modular network: configuration, regions, neuron assignment and place scores.
+
+Spec sections 4-6. One :class:`ModularSNN` holds every trained module of one
+seed; an ensemble (section 7) is a list of them whose score matrices are summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Sequence
+
+import numpy as np
+
+from . import kernels
+from .errors import ConfigError
+from .params import NetworkParams, delay_slots, pack, steps
+
+# Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
+DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Everything that determines a trained network besides its images."""
+
+    n_neurons: int = 400
+    places_per_module: int = 25
+    epochs: int = 60
+    dt: float = 0.5
+    seed: int = 0
+    shuffle: bool = False
+    image_width: int = 28
+    image_height: int = 28
+    patch: int = 7
+    assign_presentations: int = 250
+    params: NetworkParams = field(default_factory=NetworkParams)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.image_width * self.image_height
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.image_width, self.image_height)
+
+    def validate(self) -> "NetworkConfig":
+        checks = [
+            (self.n_neurons >= 1, "n_neurons must be >= 1"),
+            (self.places_per_module >= 1, "places_per_module must be >= 1"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (0.0 < self.dt <= 1.0, "dt must be in (0, 1] ms"),
+            (self.image_width >= 1 and self.image_height >= 1, "image size must be positive"),
+            (self.patch >= 1 and self.patch % 2 == 1, "patch must be odd and >= 1"),
+            (self.assign_presentations >= 1, "assign_presentations must be >= 1"),
+            (self.seed >= 0, "seed must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
+        out["params"] = self.params.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkConfig":
+        d = dict(d)
+        params = NetworkParams.from_dict(d.pop("params", {}))
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown network options: {sorted(unknown)}")
+        return cls(params=params, **d).validate()
+
+    def with_(self, **changes) -> "NetworkConfig":
+        return replace(self, **changes).validate()
+
+
+# --------------------------------------------------------------------------
+# Random initial state, seeded per network and per module
+# --------------------------------------------------------------------------
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *stream])
+
+
+def make_delays(config: NetworkConfig) -> np.ndarray:
+    """Synaptic delays (ms), uniform in [0, delay_max). Shared by all modules of a network."""
+    rng = _rng(config.seed, 1)
+    return (rng.random((config.n_inputs, config.n_neurons)) * config.params.delay_max).astype(np.float32)
+
+
+def initial_weights(config: NetworkConfig, module: int) -> np.ndarray:
+    """``(U[0,1) + 0.01) * 0.3``, seeded by (seed, module)."""
+    rng = _rng(config.seed, 2, module)
+    return ((rng.random((config.n_inputs, config.n_neurons)) + 0.01) * 0.3).astype(np.float32)
+
+
+def make_regions(n_places: int, per_module: int, shuffle: bool, seed: int,
+                 calibration_places: int = 0) -> list[np.ndarray]:
+    """Split place ids into non-overlapping regions of ``per_module`` places.
+
+    The first ``calibration_places`` places form the calibration split and the
+    rest the test split; regions never straddle the two. Within a split the
+    regions are contiguous stretches of the route (ICRA) or, with ``shuffle``, a
+    seeded random partition (journal version). A split whose size is not a
+    multiple of ``per_module`` ends with a smaller region.
+    """
+    if not 0 <= calibration_places < n_places:
+        raise ConfigError(f"calibration places must be in [0, {n_places}), got {calibration_places}")
+    rng = _rng(seed, 3)
+    regions: list[np.ndarray] = []
+    for lo, hi in ((0, calibration_places), (calibration_places, n_places)):
+        ids = np.arange(lo, hi)
+        if shuffle:
+            ids = rng.permutation(ids)
+        regions += [np.sort(ids[k:k + per_module]) if shuffle else ids[k:k + per_module]
+                    for k in range(0, len(ids), per_module)]
+    return regions
+
+
+# --------------------------------------------------------------------------
+# Delay layout for the kernels
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DelayLayout:
+    """Delays quantised to steps, with each input's targets sorted by delay."""
+
+    slot: np.ndarray  # (n_in, N) int16: delay of synapse (i, j) in steps
+    tgt: np.ndarray   # (n_in, N) int32: targets of input i, by increasing delay
+    off: np.ndarray   # (n_in, n_slots + 1) int64: tgt[i, off[i,s]:off[i,s+1]] have delay s
+
+    @classmethod
+    def build(cls, delays_ms: np.ndarray, dt: float, delay_max: float) -> "DelayLayout":
+        slot = delay_slots(delays_ms, dt)
+        n_slots = int(round(delay_max / dt)) + 1
+        tgt = np.argsort(slot, axis=1, kind="stable").astype(np.int32)
+        off = np.zeros((slot.shape[0], n_slots + 1), np.int64)
+        for s in range(n_slots):
+            off[:, s + 1] = (slot <= s).sum(axis=1)
+        return cls(slot=slot, tgt=tgt, off=off)
+
+
+# --------------------------------------------------------------------------
+# Assignment and scores (spec section 4)
+# --------------------------------------------------------------------------
+
+def assign_neurons(counts: np.ndarray, presented: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Assign each neuron to the place it fires most for.
+
+    ``counts`` (K, N): spike counts of K recorded training presentations;
+    ``presented`` (K,): the place id shown in each. ``rate[n, p]`` is the mean
+    count of n over the presentations of p; ``a_n = argmax_p rate[n, p]`` (first
+    maximum wins, places in the order of ``places``); a neuron that never fired
+    is unassigned (-1). Returns global place ids (int32).
+    """
+    rate = np.zeros((counts.shape[1], len(places)))
+    for column, place in enumerate(places):
+        shown = presented == place
+        if shown.any():
+            rate[:, column] = counts[shown].mean(axis=0)
+    assigned = np.asarray(places, dtype=np.int32)[np.argmax(rate, axis=1)]
+    assigned[counts.sum(axis=0) == 0] = -1
+    return assigned
+
+
+def place_scores(counts: np.ndarray, assignments: np.ndarray, n_places: int,
+                 masked: np.ndarray | None = None) -> np.ndarray:
+    """Score of every place for every query.
+
+    ``score_p(q) = sum_{n: a_n = p} x_n(q) / |{n: a_n = p}|`` over the neurons of
+    all modules (``counts`` (Q, M, N), ``assignments`` (M, N) global ids). A
+    masked (hyperactive) neuron contributes x = 0 but still counts in the
+    denominator, as in the reference code. A place without neurons scores 0.
+    """
+    flat_assign = assignments.reshape(-1)
+    x = counts.reshape(counts.shape[0], -1).astype(np.float64)
+    if masked is not None:
+        x = x * ~masked.reshape(-1)
+    valid = flat_assign >= 0
+    n_assigned = np.bincount(flat_assign[valid], minlength=n_places).astype(np.float64)
+    sums = np.zeros((x.shape[0], n_places))
+    # Group neurons by place once: a (neurons -> places) sparse sum per query.
+    order = np.argsort(flat_assign[valid], kind="stable")
+    cols = np.flatnonzero(valid)[order]
+    sorted_places = flat_assign[valid][order]
+    starts = np.searchsorted(sorted_places, np.arange(n_places))
+    nonempty = n_assigned > 0
+    if cols.size:
+        reduced = np.add.reduceat(x[:, cols], starts[nonempty], axis=1)
+        sums[:, nonempty] = reduced
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(nonempty, sums / np.maximum(n_assigned, 1.0), 0.0)
+
+
+def hyperactive_mask(active_images: np.ndarray, threshold: int) -> np.ndarray:
+    """Neurons that fired in at least ``threshold`` reference images (0 = none masked)."""
+    if threshold <= 0:
+        return np.zeros(active_images.shape, dtype=bool)
+    return active_images >= threshold
+
+
+# --------------------------------------------------------------------------
+# The trained network
+# --------------------------------------------------------------------------
+
+@dataclass
+class ModularSNN:
+    """All trained modules of one seed, with what is needed to score queries.
+
+    Arrays are stacked over modules: ``weights`` (M, n_in, N) float32, ``theta``
+    (M, N), ``assignments`` (M, N) global place ids, ``active_images`` (M, N)
+    (number of reference images each neuron fired in; -1 before recording).
+    """
+
+    config: NetworkConfig
+    delays: np.ndarray
+    n_places: int
+    regions: list[np.ndarray]
+    n_calibration_modules: int
+    weights: np.ndarray
+    theta: np.ndarray
+    assignments: np.ndarray
+    active_images: np.ndarray
+    hyperactive_threshold: int = 0
+    place_names: list[str] | None = None
+    _layout: DelayLayout | None = field(default=None, repr=False)
+    _slot_t: np.ndarray | None = field(default=None, repr=False)
+    _lanes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def n_modules(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def layout(self) -> DelayLayout:
+        if self._layout is None:
+            self._layout = DelayLayout.build(self.delays, self.config.dt, self.config.params.delay_max)
+        return self._layout
+
+    def module_split(self, split: str) -> np.ndarray:
+        """Indices of the 'calibration', 'test' or 'all' modules."""
+        ids = np.arange(self.n_modules)
+        if split == "calibration":
+            return ids[: self.n_calibration_modules]
+        if split == "test":
+            return ids[self.n_calibration_modules:]
+        if split == "all":
+            return ids
+        raise ConfigError(f"unknown split {split!r}")
+
+    def split_places(self, split: str) -> np.ndarray:
+        mods = self.module_split(split)
+        if len(mods) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([self.regions[m] for m in mods]))
+
+    def spike_counts(self, rates_hz: np.ndarray, query_ids: Sequence[int] | np.ndarray,
+                     modules: np.ndarray | None = None, seed: int | None = None,
+                     engine: str = "lanes") -> np.ndarray:
+        """Frozen spike counts (Q, M', N) of the chosen modules, each query from rest.
+
+        ``engine``: 'lanes' (fast: modules in groups of 8 on one shared input
+        train per query) or 'scalar' (each module on its own input train, as
+        separate Brian2 runs of the reference code would; ~10x slower).
+        """
+        rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
+        if rates.ndim == 1:
+            rates = rates[None]
+        ids = np.asarray(query_ids, dtype=np.int64)
+        seed = self.config.seed if seed is None else seed
+        packed = pack(self.config.params, self.config.dt)
+        n_present = steps(self.config.params.present_ms, self.config.dt)
+        if engine == "scalar":
+            w = self.weights if modules is None else self.weights[modules]
+            th = self.theta if modules is None else self.theta[modules]
+            return kernels.infer_from_rest(packed, w, th, self.layout.tgt, self.layout.off,
+                                           self.layout.slot, rates, n_present, np.uint64(seed),
+                                           ids, False)
+        if engine != "lanes":
+            raise ConfigError(f"unknown inference engine {engine!r}")
+        if modules is None:
+            if self._lanes is None:
+                self._lanes = kernels.to_lanes(self.weights, self.theta)
+            w_lanes, th_lanes = self._lanes
+            n_mod = self.n_modules
+        else:
+            w_lanes, th_lanes = kernels.to_lanes(self.weights[modules], self.theta[modules])
+            n_mod = len(modules)
+        counts = kernels.infer_lanes(packed, w_lanes, th_lanes, self.slot_t, rates, n_present,
+                                     np.uint64(seed), ids)
+        return kernels.from_lanes(counts, n_mod)
+
+    @property
+    def slot_t(self) -> np.ndarray:
+        """Delay slots laid out by target neuron (N, n_in), as the lane kernel reads them."""
+        if self._slot_t is None:
+            self._slot_t = np.ascontiguousarray(self.layout.slot.T)
+        return self._slot_t
+
+    def scores(self, counts: np.ndarray, modules: np.ndarray | None = None,
+               threshold: int | None = None) -> np.ndarray:
+        """Place scores (Q, n_places) from spike counts of ``modules`` (all by default)."""
+        mods = np.arange(self.n_modules) if modules is None else modules
+        t = self.hyperactive_threshold if threshold is None else threshold
+        masked = None
+        if t > 0:
+            if np.any(self.active_images[mods] < 0):
+                raise ConfigError("hyperactivity was not recorded for this network")
+            masked = hyperactive_mask(self.active_images[mods], t)
+        return place_scores(counts, self.assignments[mods], self.n_places, masked)
+
+    def n_masked(self, threshold: int | None = None) -> int:
+        t = self.hyperactive_threshold if threshold is None else threshold
+        return int(hyperactive_mask(self.active_images, t).sum()) if t > 0 else 0
