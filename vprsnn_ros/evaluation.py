@@ -11,7 +11,7 @@ import numpy as np
 
 from .atomic import atomic_write_text
 from .errors import ConfigError, DataError
-from .localizer import margin_confidence
+from .localizer import max_spikes_per_neuron, score_confidence
 from .metrics import evaluate_scores, pr_curves
 from .network import ModularSNN
 from .plots import save_pr_curve, save_similarity_matrix
@@ -72,13 +72,15 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
     gt_local = np.where(gt >= 0, column[np.maximum(gt, 0)], -1)
     if sequence_length > 1:
         S = sequence_scores(S, sequence_length)
-    confidence = margin_confidence(S)
+    max_score = max_spikes_per_neuron(net.config) * sequence_length * len(members)
+    confidence = score_confidence(S, max_score)
     report = evaluate_scores(S, gt_local, confidence=confidence, tolerance=tolerance)
     report.update({
         "split": split, "places": int(len(places)), "modules": int(len(modules)),
         "ensemble": len(members), "sequence_length": sequence_length,
         "hyperactive_threshold": int(net.hyperactive_threshold if threshold is None else threshold),
-        "confidence": "margin (s1 - s2) / s1",
+        "confidence": "s1 / (max_spikes * L * K)",
+        "confidence_max_score": max_score,
         "timing": {"seconds": round(seconds, 3),
                    "queries_per_second": round(len(pixels) / seconds, 3) if seconds > 0 else None,
                    "modules_per_query": int(len(modules)) * len(members)},
@@ -92,7 +94,7 @@ def write_report(out_dir: str | Path, report: dict, S: np.ndarray, gt: np.ndarra
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    curves = pr_curves(S, gt, confidence=margin_confidence(S))
+    curves = pr_curves(S, gt, confidence=score_confidence(S, report["confidence_max_score"]))
     save_pr_curve(out / "pr_curve.png", {name: (c[0], c[1]) for name, c in curves.items()}, title=title)
     save_similarity_matrix(out / "similarity.png", S, gt=gt, title=title)
 

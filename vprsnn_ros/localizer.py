@@ -4,16 +4,20 @@ This is the object the ROS localizer node wraps; it has no ROS dependency.
 
 Confidence
 ----------
-For the (sequence-matched, ensemble-summed) score vector of a frame with best
-score ``s1`` and second best ``s2``::
+The confidence of a frame is its best (sequence-matched, ensemble-summed) place
+score as a fraction of the largest score the network can produce::
 
-    confidence = (s1 - s2) / s1      (0 when s1 <= 0)
+    confidence = s1 / (max_spikes * L * K)
 
-It is in [0, 1]: 0 when two places tie or nothing fired, 1 when only one place
-has any support. Unlike the reference code's rule (threshold the best match's
-distance ``max(S) - s1``, where ``max(S)`` is taken over the whole query set),
-it needs no other frame, so it can be computed online. Its PR-AUC against the
-distance rule is measured by ``vprsnn evaluate`` (both are in report.json).
+with ``max_spikes`` the most spikes one neuron can fire in a 350 ms
+presentation (its 50 ms timer allows 7), L the sequence length and K the
+ensemble size; it is in [0, 1] and needs no other frame, so it is computed
+online. The reference code's rule thresholds the best match's distance
+``max(S) - s1`` with ``max(S)`` over the whole query set: both are increasing
+functions of ``s1``, so they accept the same queries in the same order and
+their PR curves and PR-AUC are identical. Margin-based alternatives
+(``(s1 - s2) / s1``) were measured on Nordland and gave a lower PR-AUC
+(0.015 vs 0.035 for single frames, 0.201 vs 0.206 with L = 4).
 """
 
 from __future__ import annotations
@@ -32,16 +36,23 @@ from .preprocess import preprocess, rates_hz
 from .sequence import OnlineSequenceMatcher
 
 
-def margin_confidence(scores: np.ndarray) -> np.ndarray:
-    """``(s1 - s2) / s1`` per row of ``scores`` (last axis = places); 0 where s1 <= 0."""
+def max_spikes_per_neuron(config) -> int:
+    """Most spikes one excitatory neuron can fire during a presentation.
+
+    A spike needs timer > refrac_e, and the timer restarts at 0 and grows by
+    timer_rate * dt per step, so spikes are at least ceil(refrac_e /
+    (timer_rate * dt)) + 1 steps apart; from rest the first can come at once.
+    """
+    p, dt = config.params, config.dt
+    gap = int(np.floor(p.refrac_e / (p.timer_rate * dt) + 1e-9)) + 1
+    return int((round(p.present_ms / dt) - 1) // gap + 1)
+
+
+def score_confidence(scores: np.ndarray, max_score: float) -> np.ndarray:
+    """Best score of each row (last axis = places) over ``max_score``, clipped to [0, 1]."""
     s = np.asarray(scores, dtype=np.float64)
-    if s.shape[-1] < 2:
-        return np.where(s[..., 0] > 0, 1.0, 0.0)
-    top2 = -np.partition(-s, 1, axis=-1)[..., :2]
-    s1, s2 = top2[..., 0], top2[..., 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = np.where(np.isfinite(s1) & (s1 > 0), (s1 - np.where(np.isfinite(s2), s2, 0.0)) / s1, 0.0)
-    return np.clip(c, 0.0, 1.0)
+    best = np.max(np.where(np.isfinite(s), s, -np.inf), axis=-1)
+    return np.clip(np.where(np.isfinite(best), best / max_score, 0.0), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class Localizer:
         self.threshold = hyperactive_threshold
         self.seed = seed
         self.sequence_length = sequence_length
+        self.max_score = float(max_spikes_per_neuron(members[0].config) * sequence_length * len(members))
         self._matcher = OnlineSequenceMatcher(sequence_length, members[0].n_places)
         self.frames = 0
 
@@ -133,5 +145,5 @@ class Localizer:
             empty = np.zeros(0, np.int64)
             return Estimate(-1, 0.0, empty, np.zeros(0), time.perf_counter() - start)
         top = np.argsort(-seq, kind="stable")[: self.top_k]
-        return Estimate(place_id=int(top[0]), confidence=float(margin_confidence(seq)),
+        return Estimate(place_id=int(top[0]), confidence=float(score_confidence(seq, self.max_score)),
                         top_places=top, top_scores=seq[top], latency_s=time.perf_counter() - start)
