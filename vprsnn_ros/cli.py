@@ -74,7 +74,6 @@ def _pixels(places, size: tuple[int, int], patch: int, desc: str) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .dataset import check_correspondence
     from .ensemble import write_ensemble_manifest
     from .network import NetworkConfig
     from .training import train_network
@@ -85,11 +84,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_neurons=args.neurons, places_per_module=args.places_per_module, epochs=args.epochs,
         dt=args.dt, seed=args.seed, shuffle=args.shuffle, image_width=args.width,
         image_height=args.height, patch=args.patch).validate()
-    checkpoints = [int(e) for e in args.epoch_checkpoints.split(",") if e] if args.epoch_checkpoints else []
+    try:
+        checkpoints = [int(e) for e in (args.epoch_checkpoints or "").split(",") if e.strip()]
+    except ValueError:
+        raise ConfigError(f"--epoch-checkpoints must be comma-separated epoch counts, "
+                          f"not {args.epoch_checkpoints!r}") from None
+    if any(e < 1 or e > config.epochs for e in checkpoints):
+        raise ConfigError(f"--epoch-checkpoints must lie in [1, --epochs {config.epochs}]")
     # Read and check every input before anything is written: bad input leaves no model behind.
     place_lists = [_places(folder, args) for folder in args.reference]
-    for other in place_lists[1:]:
-        check_correspondence(len(place_lists[0]), len(other))
+    for folder, other in zip(args.reference[1:], place_lists[1:]):
+        if len(other) != len(place_lists[0]):
+            raise DataError(f"reference traverses must show the same places: {args.reference[0]} has "
+                            f"{len(place_lists[0])} places but {folder} has {len(other)}")
     traverses = [_pixels(pl, config.image_size, config.patch, f"reference {k + 1}")
                  for k, pl in enumerate(place_lists)]
     cal_query = None
@@ -130,6 +137,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .ensemble import load_model
     from .evaluation import evaluate, format_report, write_report
 
+    if args.sequence_length < 1:
+        raise ConfigError("--sequence-length must be >= 1")
+    if args.threshold is not None and args.threshold < 0:
+        raise ConfigError("--threshold must be >= 0 (0 = no masking)")
+    if args.tolerance < 0:
+        raise ConfigError("--tolerance must be >= 0")
+    report_dir = Path(args.report)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise ConfigError(f"--report {report_dir} exists and is not a directory")
     members = load_model(args.model)
     cfg = members[0].config
     queries = _places(args.query, args)

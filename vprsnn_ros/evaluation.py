@@ -49,6 +49,10 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
     Returns (report, S, gt) with S (Q', P') and gt restricted to the split.
     """
     net = members[0]
+    if sequence_length < 1:
+        raise ConfigError("sequence length must be >= 1")
+    if sequence_length > len(pixels):
+        raise ConfigError(f"sequence length {sequence_length} exceeds the {len(pixels)} queries")
     if split == "auto":
         split = "test" if net.n_calibration_modules > 0 else "all"
     if split not in ("test", "all"):

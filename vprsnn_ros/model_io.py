@@ -58,7 +58,13 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
     try:
         config = NetworkConfig.from_dict(meta["config"])
         n_places = int(meta["places"]["count"])
-    except (KeyError, TypeError, ValueError, VprsnnError) as exc:
+        names = meta["places"].get("names")
+        if names is not None and (not isinstance(names, list) or len(names) != n_places):
+            raise ValueError("places.names must be a list of one name per place")
+        threshold = int(meta.get("hyperactive_threshold", 0))
+        if threshold < 0 or n_places < 1:
+            raise ValueError("negative hyperactive_threshold or no places")
+    except (KeyError, TypeError, ValueError, AttributeError, VprsnnError) as exc:
         raise ModelError(f"model {store.path} has an invalid manifest: {exc}") from None
     n_in, n = config.n_inputs, config.n_neurons
     net = store.read_part("network", {"delays": ((n_in, n), "float32"),
@@ -89,5 +95,5 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         regions=regions if modules is None else [regions[m] for m in ids],
         n_calibration_modules=int(net["n_calibration_modules"]) if modules is None else len(ids),
         weights=weights, theta=theta, assignments=assignments, active_images=active,
-        hyperactive_threshold=int(meta.get("hyperactive_threshold", 0)),
-        place_names=list(meta["places"].get("names") or []) or None)
+        hyperactive_threshold=threshold,
+        place_names=[str(n) for n in names] if names else None)

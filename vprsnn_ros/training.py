@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import kernels
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ModelError
 from .metrics import recall_at_n
 from .model_io import load_network, network_meta, save_module, save_network_part
 from .model_store import ModelStore
@@ -185,7 +185,10 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     n_cal = sum(1 for r in regions if r[0] < calibration_places) if calibration_places else 0
     delays = make_delays(config)
     layout = DelayLayout.build(delays, config.dt, config.params.delay_max)
-    store = ModelStore.create(out_dir, network_meta(config, place_names, place_poses), resume=resume)
+    meta = network_meta(config, place_names, place_poses)
+    store = ModelStore.create(out_dir, meta, resume=resume)
+    if store.meta.get("places") != meta["places"]:
+        raise ModelError(f"cannot resume model {out_dir}: it was trained on other places")
     save_network_part(store, delays, regions, n_cal)
     lock = threading.Lock()
     per_module = config.epochs * len(traverses)
