@@ -25,7 +25,7 @@ from vprsnn_ros import dataset, kernels
 from vprsnn_ros.metrics import recall_at_n
 from vprsnn_ros.model_io import load_network
 from vprsnn_ros.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig
-from vprsnn_ros.params import pack, steps
+from vprsnn_ros.params import NetworkParams, pack, steps
 from vprsnn_ros.preprocess import rates_hz
 from vprsnn_ros.training import _fresh_state, train_network
 
@@ -71,6 +71,8 @@ def main() -> int:
     ap.add_argument("--dt", type=float, default=0.5)
     ap.add_argument("--neurons", type=int, default=400)
     ap.add_argument("--shuffle", action="store_true")
+    ap.add_argument("--subtract-pre", action="store_true",
+                    help="Diehl & Cook's pre-synaptic STDP term (w -= nu_pre * post1) instead of the reference's +=")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", required=True, help="model directory (reused if complete)")
@@ -81,7 +83,7 @@ def main() -> int:
         return 2
     names, R, Q = load(args.places, args.every)
     result: dict = {"places": args.places, "epochs": args.epochs, "dt": args.dt,
-                    "shuffle": args.shuffle, "seed": args.seed}
+                    "shuffle": args.shuffle, "subtract_pre": args.subtract_pre, "seed": args.seed}
     sad = -np.abs(Q[:, None, :].astype(np.int32) - R[None, :, :].astype(np.int32)).sum(-1)
     result["sad"] = recall_at_n(sad.astype(float), ns=(1, 5))
     out = Path(args.out)
@@ -89,8 +91,9 @@ def main() -> int:
         net = load_network(out)
         result["train_seconds"] = None
     else:
+        params = NetworkParams(nu_pre=-1e-4) if args.subtract_pre else NetworkParams()
         cfg = NetworkConfig(epochs=args.epochs, dt=args.dt, shuffle=args.shuffle, seed=args.seed,
-                            n_neurons=args.neurons)
+                            n_neurons=args.neurons, params=params)
         started = time.perf_counter()
         net = train_network(cfg, [R], names, out, workers=args.workers)
         result["train_seconds"] = round(time.perf_counter() - started, 1)

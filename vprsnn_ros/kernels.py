@@ -22,7 +22,7 @@ timer or theta, threshold v_thresh_i, reset v_reset_i.
 Input i emits with probability p_i = rate_i * dt per step (Poisson). Its spike
 reaches excitatory neuron j ``slot[i, j]`` steps later and then::
 
-    ge_j += w_ij;   w_ij = min(w_ij + nu_pre * post1_j, w_max)   (learning)
+    ge_j += w_ij;   w_ij = clip(w_ij + nu_pre * post1_j, 0, w_max)   (learning)
 
 An excitatory spike of j (learning)::
 
@@ -197,6 +197,7 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     w_ie = P[P_W_IE]
 
     step_off, step_inputs, in_off, in_times = poisson_emissions(rates_hz, n_present, dt, rng)
+    emitted = in_off[:-1].copy()
 
     spk_e = np.empty(n_exc, np.int64)
     spk_i = np.empty(n_exc, np.int64)
@@ -252,7 +253,10 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
                 if i_fired[k]:
                     spk_i[n_spk_i] = k
                     n_spk_i += 1
-        # 2. delayed input arrivals
+        # 2. delayed input arrivals (emitted[i] counts the emissions of input i so far)
+        if t < n_present:
+            for e in range(step_off[t], step_off[t + 1]):
+                emitted[step_inputs[e]] += 1
         for s in range(n_slots):
             te = t - s
             if te < 0:
@@ -268,7 +272,7 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
                         j = targets[pos]
                         w = row[j]
                         ge_e[j] += w
-                        row[j] = min(w + nu_pre * post1[j], w_max)
+                        row[j] = min(max(w + nu_pre * post1[j], 0.0), w_max)
                 else:
                     for pos in range(off[i, s], off[i, s + 1]):
                         j = targets[pos]
@@ -282,7 +286,8 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
                     # last emission of input i at or before global step g - slot
                     te_g = g - slot[i, j]
                     last = NEVER
-                    for k in range(in_off[i + 1] - 1, in_off[i] - 1, -1):
+                    # emitted[i] bounds the search to this input's emissions so far
+                    for k in range(emitted[i] - 1, in_off[i] - 1, -1):
                         if t0 + in_times[k] <= te_g:
                             last = t0 + in_times[k]
                             break

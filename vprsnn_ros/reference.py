@@ -63,7 +63,7 @@ def simulate_reference(params: NetworkParams, dt: float, W: np.ndarray, slot: np
         arrived = past[(g - slot) % depth, rows]
         state["ge_e"] = state["ge_e"] + (W * arrived).sum(axis=0, dtype=np.float64)
         if learn:
-            W[:] = np.where(arrived, np.minimum(W + p.nu_pre * state["post1"][None, :], p.w_max), W)
+            W[:] = np.where(arrived, np.clip(W + p.nu_pre * state["post1"][None, :], 0, p.w_max), W)
         # post-synaptic pathway
         if learn and spk_e.any():
             pre = hist[(g - slot) % depth, rows]  # trace of the arrivals at j = delayed emission trace
