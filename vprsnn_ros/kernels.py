@@ -392,15 +392,19 @@ def train_presentations(P, W, tgt, off, slot, rates_hz, n_present, n_rest, weigh
     counts of presentation k go to ``counts[k]``. Returns the next global step.
     """
     n_in, n_exc = W.shape
+    totals = np.empty(n_exc)
+    scale = np.empty(n_exc)
     for k in range(rates_hz.shape[0]):
+        # Row-major passes (W is n_in x N): contiguous and vectorised.
+        totals[:] = 0.0
+        for i in range(n_in):
+            for j in range(n_exc):
+                totals[j] += W[i, j]
         for j in range(n_exc):
-            total = 0.0
-            for i in range(n_in):
-                total += W[i, j]
-            if total > 0.0:
-                scale = weight_sum / total
-                for i in range(n_in):
-                    W[i, j] = W[i, j] * scale
+            scale[j] = weight_sum / totals[j] if totals[j] > 0.0 else 1.0
+        for i in range(n_in):
+            for j in range(n_exc):
+                W[i, j] = W[i, j] * scale[j]
         t0 = simulate(P, W, tgt, off, slot, rates_hz[k], n_present, n_rest, True,
                       v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
                       v_i, ge_i, last_i, last_emit, t0, rng, counts[k])
