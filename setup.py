@@ -42,6 +42,7 @@ setup(
     entry_points={
         "console_scripts": [
             "vprsnn = vprsnn_ros.cli:main",
+            "localizer = vprsnn_ros.nodes.localizer_node:main",
         ],
     },
 )

@@ -19,10 +19,11 @@ from .network import ModularSNN, NetworkConfig
 
 
 def network_meta(config: NetworkConfig, place_names: Sequence[str],
-                 place_poses: np.ndarray | None = None) -> dict:
+                 place_poses: np.ndarray | None = None, pose_frame: str | None = None) -> dict:
     places: dict = {"count": len(place_names), "names": list(place_names)}
     if place_poses is not None:
         places["poses"] = np.asarray(place_poses, dtype=float).tolist()
+        places["pose_frame"] = pose_frame or "map"
     return {"config": config.to_dict(), "places": places}
 
 
@@ -62,6 +63,12 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         if names is not None and (not isinstance(names, list) or len(names) != n_places):
             raise ValueError("places.names must be a list of one name per place")
         threshold = int(meta.get("hyperactive_threshold", 0))
+        poses = meta["places"].get("poses")
+        if poses is not None:
+            poses = np.asarray(poses, dtype=np.float64)
+            if poses.shape != (n_places, 7) or not np.all(np.isfinite(poses)):
+                raise ValueError("places.poses must be one finite [x, y, z, qx, qy, qz, qw] per place")
+        pose_frame = meta["places"].get("pose_frame")
         if threshold < 0 or n_places < 1:
             raise ValueError("negative hyperactive_threshold or no places")
     except (KeyError, TypeError, ValueError, AttributeError, VprsnnError) as exc:
@@ -96,4 +103,5 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         n_calibration_modules=int(net["n_calibration_modules"]) if modules is None else len(ids),
         weights=weights, theta=theta, assignments=assignments, active_images=active,
         hyperactive_threshold=threshold,
-        place_names=[str(n) for n in names] if names else None)
+        place_names=[str(n) for n in names] if names else None,
+        place_poses=poses, pose_frame=str(pose_frame) if pose_frame else None)

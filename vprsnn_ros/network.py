@@ -231,6 +231,10 @@ class ModularSNN:
     active_images: np.ndarray
     hyperactive_threshold: int = 0
     place_names: list[str] | None = None
+    # Optional pose of each place from the training data: (n_places, 7) rows of
+    # x, y, z, qx, qy, qz, qw in frame ``pose_frame``.
+    place_poses: np.ndarray | None = None
+    pose_frame: str | None = None
     _layout: DelayLayout | None = field(default=None, repr=False)
     _slot_t: np.ndarray | None = field(default=None, repr=False)
     _lanes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)

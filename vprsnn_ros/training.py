@@ -160,7 +160,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
                   epoch_checkpoints: Sequence[int] = (),
                   t_sweep: Sequence[int] = DEFAULT_T_SWEEP, workers: int = 2,
                   resume: bool = False, progress: ProgressFn = _quiet,
-                  place_poses: np.ndarray | None = None) -> ModularSNN:
+                  place_poses: np.ndarray | None = None,
+                  pose_frame: str | None = None) -> ModularSNN:
     """Train, record hyperactivity, calibrate and save a modular network.
 
     ``traverses``: preprocessed reference traverses, each (n_places, n_inputs)
@@ -185,7 +186,7 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     n_cal = sum(1 for r in regions if r[0] < calibration_places) if calibration_places else 0
     delays = make_delays(config)
     layout = DelayLayout.build(delays, config.dt, config.params.delay_max)
-    meta = network_meta(config, place_names, place_poses)
+    meta = network_meta(config, place_names, place_poses, pose_frame)
     store = ModelStore.create(out_dir, meta, resume=resume)
     if store.meta.get("places") != meta["places"]:
         raise ModelError(f"cannot resume model {out_dir}: it was trained on other places")

@@ -1,0 +1,102 @@
+"""launch_testing: ``localize.launch.py`` with a small model publishes place ids.
+
+Needs a full ROS 2 install (launch, launch_ros, launch_testing, the package
+installed with colcon so that ``ros2 launch`` finds it); skipped elsewhere.
+Run with ``colcon test --packages-select vprsnn_ros`` or
+``launch_test test/test_localize_launch.py``.
+"""
+
+import os
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import pytest
+
+launch_testing = pytest.importorskip(
+    "launch_testing", reason="launch_testing is not installed (PyPI has no ROS 2 launch); "
+                             "this test runs on a full ROS 2 install")
+pytest.importorskip("launch_ros", reason="launch_ros is not installed")
+ament_index = pytest.importorskip("ament_index_python.packages", reason="ament_index_python is not installed")
+
+import launch  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+import launch_testing.markers  # noqa: E402
+import rclpy  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Int32  # noqa: E402
+
+from vprsnn_ros.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.synthetic import make_route  # noqa: E402
+from vprsnn_ros.training import train_network  # noqa: E402
+
+N_PLACES = 8
+TOPIC = "/launch_test/image"
+
+
+def _train_small_model() -> Path:
+    reference, _ = make_route(N_PLACES, seed=11)
+    out = Path(tempfile.mkdtemp(prefix="vprsnn_launch_test_")) / "model"
+    config = NetworkConfig(n_neurons=30, places_per_module=4, epochs=6, assign_presentations=8)
+    train_network(config, [preprocess_batch(reference)], [f"p{k}" for k in range(N_PLACES)], out)
+    return out
+
+
+@pytest.mark.launch_test
+@launch_testing.markers.keep_alive
+def generate_test_description():
+    model = _train_small_model()
+    launch_file = os.path.join(ament_index.get_package_share_directory("vprsnn_ros"),
+                               "launch", "localize.launch.py")
+    localize = launch.actions.IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(launch_file),
+        launch_arguments={"model": str(model), "image_topic": TOPIC, "log_level": "info"}.items())
+    return launch.LaunchDescription([localize, launch_testing.actions.ReadyToTest()]), {"model": model}
+
+
+class TestPlaceIdsArrive(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node("localize_launch_test")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def test_place_ids_arrive(self, proc_output):
+        proc_output.assertWaitFor("ready:", timeout=120)
+        received = []
+        self.node.create_subscription(Int32, "/vprsnn_localizer/place_id",
+                                      lambda m: received.append(m.data), 10)
+        pub = self.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
+        _, query = make_route(N_PLACES, seed=11)
+        deadline = time.monotonic() + 60
+        k = 0
+        while len(received) < N_PLACES and time.monotonic() < deadline:
+            frame = query[k % N_PLACES]
+            msg = Image(height=frame.shape[0], width=frame.shape[1], encoding="bgr8",
+                        step=frame.shape[1] * 3, data=frame.tobytes())
+            msg.header.stamp.sec = k
+            pub.publish(msg)
+            k += 1
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                rclpy.spin_once(self.node, timeout_sec=0.05)
+        self.assertGreaterEqual(len(received), N_PLACES, "place ids did not arrive")
+        self.assertTrue(all(-1 <= p < N_PLACES for p in received), received)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+
+    def test_exit_codes(self, proc_info):
+        # SIGINT from launch at shutdown: the node exits cleanly.
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0, -2])
