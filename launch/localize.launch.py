@@ -39,8 +39,7 @@ def generate_launch_description() -> LaunchDescription:
             {"model_path": LaunchConfiguration("model"),
              "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
         ],
-        remappings=[("image", LaunchConfiguration("image_topic")),
-                    ("image/compressed", [LaunchConfiguration("image_topic"), "/compressed"])],
+        remappings=[("image", LaunchConfiguration("image_topic"))],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )
     return LaunchDescription(args + [localizer])

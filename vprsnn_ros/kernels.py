@@ -49,7 +49,7 @@ from numba import njit, prange
 from numba.core import config as numba_config
 
 from .params import (
-    P_DT, P_E_INH_E, P_E_INH_I, P_NU_POST, P_NU_PRE, P_OFFSET, P_REFRAC_E, P_REFRAC_I,
+    P_DT, P_E_INH_E, P_NU_POST, P_NU_PRE, P_OFFSET, P_REFRAC_E, P_REFRAC_I,
     P_TAU_E, P_TAU_GE, P_TAU_GE_I, P_TAU_GI, P_TAU_I, P_TAU_POST1, P_TAU_POST2, P_TAU_PRE,
     P_TAU_THETA, P_THETA_PLUS, P_TIMER_RATE, P_V_RESET_E, P_V_RESET_I, P_V_REST_E,
     P_V_REST_I, P_V_THRESH_E, P_V_THRESH_I, P_W_EI, P_W_IE, P_W_MAX,
@@ -152,6 +152,22 @@ def poisson_emissions(rates_hz, n_steps, dt, rng):
 
 
 # --------------------------------------------------------------------------
+# The membrane equations, shared by the training and the lane kernels
+# --------------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _euler_v_exc(v, ge, gi, a_e, v_rest_e, e_inh_e):
+    """One Euler step of ``tau_e dv/dt = (v_rest_e - v) + ge (0 - v) + gi (e_inh_e - v)``."""
+    return v + a_e * ((v_rest_e - v) - ge * v + gi * (e_inh_e - v))
+
+
+@njit(cache=True, inline="always")
+def _euler_v_inh(v, ge, a_i, v_rest_i):
+    """One Euler step of ``tau_i dv/dt = (v_rest_i - v) + ge (0 - v)`` (nothing inhibits it)."""
+    return v + a_i * ((v_rest_i - v) - ge * v)
+
+
+# --------------------------------------------------------------------------
 # One presentation of one module
 # --------------------------------------------------------------------------
 
@@ -187,7 +203,6 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     v_rest_e = P[P_V_REST_E]
     v_rest_i = P[P_V_REST_I]
     e_inh_e = P[P_E_INH_E]
-    e_inh_i = P[P_E_INH_I]
     thresh_e = P[P_V_THRESH_E] - P[P_OFFSET]
     timer_min = P[P_REFRAC_E]
     nu_pre = P[P_NU_PRE]
@@ -215,7 +230,7 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
         for j in range(n_exc):
             free = g - last_e[j] >= refrac_e
             v = v_e[j]
-            moved = v + a_e * ((v_rest_e - v) - ge_e[j] * v + gi_e[j] * (e_inh_e - v))
+            moved = _euler_v_exc(v, ge_e[j], gi_e[j], a_e, v_rest_e, e_inh_e)
             v = moved if free else v
             v_e[j] = v
             ge_e[j] *= d_ge
@@ -240,7 +255,7 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
         for k in range(n_exc):
             free = g - last_i[k] >= refrac_i
             v = v_i[k]
-            moved = v + a_i * ((v_rest_i - v) - ge_i[k] * v)
+            moved = _euler_v_inh(v, ge_i[k], a_i, v_rest_i)
             v = moved if free else v
             v_i[k] = v
             ge_i[k] *= d_ge_i
@@ -554,7 +569,7 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
             wait_e[k] = w
             free = w <= 0.0
             v = v_e[k]
-            moved = v + a_e * ((v_rest_e - v) - ge_e[k] * v + gi_e[k] * (e_inh_e - v))
+            moved = _euler_v_exc(v, ge_e[k], gi_e[k], a_e, v_rest_e, e_inh_e)
             v = moved if free else v
             v_e[k] = v
             ge_e[k] = ge_e[k] * d_ge + d_t[k]
@@ -570,7 +585,7 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
             wait_i[k] = w
             free = w <= 0.0
             v = v_i[k]
-            moved = v + a_i * ((v_rest_i - v) - ge_i[k] * v)
+            moved = _euler_v_inh(v, ge_i[k], a_i, v_rest_i)
             v = moved if free else v
             v_i[k] = v
             ge_i[k] *= d_ge_i

@@ -106,7 +106,9 @@ class LocalizerNode(Node):
                          depth=1) if reliable else qos_profile_sensor_data
         self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
         if self.get_parameter("use_compressed").value:
-            self.create_subscription(CompressedImage, "image/compressed",
+            # image_transport convention: "<image topic>/compressed", following any remap of "image".
+            compressed_topic = self.resolve_topic_name("image") + "/compressed"
+            self.create_subscription(CompressedImage, compressed_topic,
                                      lambda m: self._on_frame(m, True), qos)
         self.pub_place = self.create_publisher(Int32, "~/place_id", 10)
         self.pub_confidence = self.create_publisher(Float32, "~/confidence", 10)
