@@ -851,6 +851,7 @@ def test_infer_lanes_matches_infer_from_rest_on_the_shared_stream():
     w_l, th_l = kernels.to_lanes(W, theta)
     slot_t = np.ascontiguousarray(layout.slot.T)
     lanes = kernels.from_lanes(
-        kernels.infer_lanes(P, w_l, th_l, slot_t, rates, n_present, np.uint64(4), ids), n_mod)
+        kernels.infer_lanes(P, w_l, th_l, slot_t, rates, n_present, np.uint64(4), ids,
+                            kernels.lane_scratch(n_present, slot_t)), n_mod)
     assert ref.sum() > 0 and len(np.unique(ref)) >= 3  # not saturated
     np.testing.assert_array_equal(lanes, ref)

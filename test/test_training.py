@@ -140,7 +140,10 @@ def test_lane_engine_matches_scalar_kernel_on_the_same_input(trained, route):
     w, th = kernels.to_lanes(net.weights, theta)
     lanes = kernels.from_lanes(kernels.infer_lanes(pack(cfg.params, cfg.dt), w, th, net.slot_t, rates,
                                                    steps(cfg.params.present_ms, cfg.dt), np.uint64(9),
-                                                   np.arange(5)), net.n_modules)
+                                                   np.arange(5),
+                                                   kernels.lane_scratch(steps(cfg.params.present_ms, cfg.dt),
+                                                                        net.slot_t, workers=3)),
+                                   net.n_modules)
     assert scalar.sum() > 50
     assert np.array_equal(lanes, scalar)
     assert lanes.max() <= max_spikes_per_neuron(cfg)

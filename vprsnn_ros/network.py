@@ -238,6 +238,7 @@ class ModularSNN:
     _layout: DelayLayout | None = field(default=None, repr=False)
     _slot_t: np.ndarray | None = field(default=None, repr=False)
     _lanes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _scratch: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_modules(self) -> int:
@@ -274,6 +275,7 @@ class ModularSNN:
         ``engine``: 'lanes' (fast: modules in groups of 8 on one shared input
         train per query) or 'scalar' (each module on its own input train, as
         separate Brian2 runs of the reference code would; ~10x slower).
+        Not thread-safe: the lane engine reuses one scratch buffer per network.
         """
         rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
         if rates.ndim == 1:
@@ -298,8 +300,10 @@ class ModularSNN:
         else:
             w_lanes, th_lanes = kernels.to_lanes(self.weights[modules], self.theta[modules])
             n_mod = len(modules)
+        if self._scratch is None or self._scratch.shape[1] != n_present + int(self.slot_t.max()) + 1:
+            self._scratch = kernels.lane_scratch(n_present, self.slot_t)
         counts = kernels.infer_lanes(packed, w_lanes, th_lanes, self.slot_t, rates, n_present,
-                                     np.uint64(seed), ids)
+                                     np.uint64(seed), ids, self._scratch)
         return kernels.from_lanes(counts, n_mod)
 
     @property
