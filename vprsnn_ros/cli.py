@@ -48,25 +48,21 @@ def _add_place_options(p: argparse.ArgumentParser) -> None:
                    help="CSV of files to drop (column 'filename'; with flag columns, rows with any flag set)")
     p.add_argument("--every", type=int, default=1, metavar="K", help="keep every K-th place (after --exclude)")
     p.add_argument("--limit", type=int, metavar="N", help="keep the first N places (after --every)")
+    p.add_argument("--topic", help="bags: the image topic (default: the bag's only image topic)")
+    p.add_argument("--every-seconds", type=float, metavar="T", help="bags: one place every T seconds")
+    p.add_argument("--every-metres", type=float, metavar="D",
+                   help="bags with an Odometry or NavSatFix topic: one place every D metres (places keep their pose)")
+    p.add_argument("--pose-topic", help="bags: the Odometry or NavSatFix topic (default: the only one)")
 
 
-def _places(folder: str, args: argparse.Namespace):
-    from .dataset import load_place_list, read_exclude_csv
+def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch: int, desc: str):
+    """Places of an image folder or a bag, preprocessed."""
+    from .sources import load_traverse
 
-    if args.every < 1:
-        raise ConfigError("--every must be >= 1")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError("--limit must be >= 1")
-    exclude = read_exclude_csv(args.exclude) if args.exclude else None
-    places = load_place_list(folder, list_csv=args.list, exclude=exclude)
-    keep = list(range(0, len(places), args.every))[: args.limit]
-    return places.subset(keep)
-
-
-def _pixels(places, size: tuple[int, int], patch: int, desc: str) -> np.ndarray:
-    from .dataset import load_images
-
-    return load_images(places.paths, size=size, patch=patch, progress=True, desc=desc)
+    return load_traverse(source, size, patch, list_csv=args.list, exclude_csv=args.exclude,
+                         every=args.every, every_seconds=args.every_seconds,
+                         every_metres=args.every_metres, limit=args.limit, topic=args.topic,
+                         pose_topic=args.pose_topic, desc=desc)
 
 
 # --------------------------------------------------------------------------
@@ -92,34 +88,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     if any(e < 1 or e > config.epochs for e in checkpoints):
         raise ConfigError(f"--epoch-checkpoints must lie in [1, --epochs {config.epochs}]")
     # Read and check every input before anything is written: bad input leaves no model behind.
-    place_lists = [_places(folder, args) for folder in args.reference]
-    for folder, other in zip(args.reference[1:], place_lists[1:]):
-        if len(other) != len(place_lists[0]):
+    traverses = [_traverse(src, args, config.image_size, config.patch, f"reference {k + 1}")
+                 for k, src in enumerate(args.reference)]
+    for src, other in zip(args.reference[1:], traverses[1:]):
+        if len(other) != len(traverses[0]):
             raise DataError(f"reference traverses must show the same places: {args.reference[0]} has "
-                            f"{len(place_lists[0])} places but {folder} has {len(other)}")
-    traverses = [_pixels(pl, config.image_size, config.patch, f"reference {k + 1}")
-                 for k, pl in enumerate(place_lists)]
+                            f"{len(traverses[0])} places but {src} has {len(other)}")
     cal_query = None
     if args.calibration_query:
         if args.calibration_places <= 0:
             raise ConfigError("--calibration-query needs --calibration-places N > 0")
-        cal = _places(args.calibration_query, args)
+        cal = _traverse(args.calibration_query, args, config.image_size, config.patch, "calibration query")
         if len(cal) < args.calibration_places:
             raise DataError(f"calibration query {args.calibration_query} has {len(cal)} places, "
                             f"fewer than --calibration-places {args.calibration_places}")
-        cal_query = _pixels(cal.subset(range(args.calibration_places)), config.image_size,
-                            config.patch, "calibration query")
-    if args.calibration_places >= len(place_lists[0]):
-        raise ConfigError(f"--calibration-places must be smaller than the {len(place_lists[0])} places")
+        cal_query = cal.pixels[: args.calibration_places]
+    if args.calibration_places >= len(traverses[0]):
+        raise ConfigError(f"--calibration-places must be smaller than the {len(traverses[0])} places")
     out = Path(args.out)
     members = []
     for k in range(args.ensemble):
         member_out = out if args.ensemble == 1 else out / f"seed_{args.seed + k}"
         started = time.perf_counter()
-        train_network(config.with_(seed=args.seed + k), traverses, place_lists[0].names, member_out,
+        train_network(config.with_(seed=args.seed + k), [t.pixels for t in traverses],
+                      traverses[0].names, member_out,
                       calibration_places=args.calibration_places, calibration_query=cal_query,
                       epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
-                      progress=_progress_bar(f"train seed {args.seed + k}"))
+                      progress=_progress_bar(f"train seed {args.seed + k}"),
+                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
     if args.ensemble > 1:
@@ -148,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--report {report_dir} exists and is not a directory")
     members = load_model(args.model)
     cfg = members[0].config
-    queries = _places(args.query, args)
+    queries = _traverse(args.query, args, cfg.image_size, cfg.patch, "query images")
     gt = None
     if args.ground_truth:
         if not members[0].place_names:
@@ -157,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elif len(queries) != members[0].n_places:
         raise DataError(f"the model has {members[0].n_places} places but {args.query} gives "
                         f"{len(queries)}; give --ground-truth CSV or the same --exclude/--every/--limit")
-    pixels = _pixels(queries, cfg.image_size, cfg.patch, "query images")
+    pixels = queries.pixels
     bar = _progress_bar("evaluate", unit="query")
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
@@ -167,6 +163,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
     print(format_report(report))
     print(f"report written to {args.report}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# bag
+# --------------------------------------------------------------------------
+
+def cmd_bag_from_folder(args: argparse.Namespace) -> int:
+    from .bags import write_bag_from_folder
+
+    out = write_bag_from_folder(args.folder, args.out, topic=args.topic, rate_hz=args.rate,
+                                storage=args.storage, compressed=args.compressed, frame_id=args.frame_id)
+    print(f"bag written to {out}")
+    return 0
+
+
+def cmd_bag_info(args: argparse.Namespace) -> int:
+    from .bags import bag_info
+
+    print(f"{'topic':40s} {'type':34s} {'count':>8s} {'rate Hz':>9s}")
+    for t in bag_info(args.bag):
+        kind = " (pose)" if t.is_pose else ""
+        print(f"{t.topic:40s} {t.msgtype:34s} {t.count:8d} {t.rate_hz:9.3f}{kind}")
     return 0
 
 
@@ -200,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a modular SNN (or an ensemble) from reference image folders")
-    t.add_argument("--reference", nargs="+", required=True, metavar="DIR",
-                   help="reference traverses: folders of images, place i = i-th image of each")
+    t.add_argument("--reference", nargs="+", required=True, metavar="DIR_OR_BAG",
+                   help="reference traverses: image folders or bags, place i = i-th place of each")
     t.add_argument("--out", required=True, metavar="MODEL_DIR")
     t.add_argument("--places-per-module", type=int, default=25)
     t.add_argument("--neurons", type=int, default=400, help="excitatory neurons per module")
@@ -226,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="Recall@N, PR-AUC and plots of a model on a query traverse")
     e.add_argument("--model", required=True, metavar="MODEL_DIR")
-    e.add_argument("--query", required=True, metavar="DIR")
+    e.add_argument("--query", required=True, metavar="DIR_OR_BAG")
     e.add_argument("--report", required=True, metavar="OUT_DIR")
     e.add_argument("--tolerance", type=int, default=0, help="also report recall within +-N places")
     e.add_argument("--sequence-length", type=int, default=1)
@@ -235,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
     _add_place_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+    b = sub.add_parser("bag", help="write a bag from an image folder, or list a bag's image topics")
+    bsub = b.add_subparsers(dest="bag_command", required=True)
+    bf = bsub.add_parser("from-folder", help="write the images of a folder as a bag")
+    bf.add_argument("folder")
+    bf.add_argument("--out", required=True, metavar="BAG")
+    bf.add_argument("--topic", default="/camera/image_raw")
+    bf.add_argument("--rate", type=float, default=10.0, metavar="HZ", help="frames per second of the stamps")
+    bf.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    bf.add_argument("--compressed", action="store_true", help="sensor_msgs/CompressedImage (PNG)")
+    bf.add_argument("--frame-id", default="camera")
+    bf.set_defaults(func=cmd_bag_from_folder)
+    bi = bsub.add_parser("info", help="image (and pose) topics of a bag with counts and rates")
+    bi.add_argument("bag")
+    bi.set_defaults(func=cmd_bag_info)
 
     d = sub.add_parser("demo", help="synthetic route: train, evaluate, print recall")
     d.add_argument("--work", default="demo_output", help="folder for the route and the report")
