@@ -180,24 +180,17 @@ def place_scores(counts: np.ndarray, assignments: np.ndarray, n_places: int,
     masked (hyperactive) neuron contributes x = 0 but still counts in the
     denominator, as in the reference code. A place without neurons scores 0.
     """
-    flat_assign = assignments.reshape(-1)
-    x = counts.reshape(counts.shape[0], -1).astype(np.float64)
+    flat = assignments.reshape(-1)
+    valid = flat >= 0
+    places = flat[valid]
+    x = counts.reshape(counts.shape[0], -1)[:, valid].astype(np.float64)
     if masked is not None:
-        x = x * ~masked.reshape(-1)
-    valid = flat_assign >= 0
-    n_assigned = np.bincount(flat_assign[valid], minlength=n_places).astype(np.float64)
-    sums = np.zeros((x.shape[0], n_places))
-    # Group neurons by place once: a (neurons -> places) sparse sum per query.
-    order = np.argsort(flat_assign[valid], kind="stable")
-    cols = np.flatnonzero(valid)[order]
-    sorted_places = flat_assign[valid][order]
-    starts = np.searchsorted(sorted_places, np.arange(n_places))
-    nonempty = n_assigned > 0
-    if cols.size:
-        reduced = np.add.reduceat(x[:, cols], starts[nonempty], axis=1)
-        sums[:, nonempty] = reduced
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(nonempty, sums / np.maximum(n_assigned, 1.0), 0.0)
+        x *= ~masked.reshape(-1)[valid]
+    n_assigned = np.bincount(places, minlength=n_places).astype(np.float64)
+    # Spike counts are integers, so these sums are exact whatever the order.
+    sums = np.stack([np.bincount(places, weights=row, minlength=n_places) for row in x]) \
+        if len(x) else np.zeros((0, n_places))
+    return np.where(n_assigned > 0, sums / np.maximum(n_assigned, 1.0), 0.0)
 
 
 def hyperactive_mask(active_images: np.ndarray, threshold: int) -> np.ndarray:
