@@ -238,7 +238,7 @@ def test_evaluate_scores_keys_and_json():
     S, gt = _noisy_scores(3)
     S[:4] = NINF
     res = evaluate_scores(S, gt, tolerance=2)
-    assert set(res) == {"recall", "recall_tolerance", "pr_auc", "recall_at_100_precision",
+    assert set(res) == {"recall", "recall_tolerance", "pr_auc", "pr_auc_tolerance", "recall_at_100_precision",
                         "queries", "pr_auc_distance"}
     assert list(res["recall"]) == [str(n) for n in RECALL_NS]
     assert res["queries"] == 76

@@ -309,7 +309,8 @@ def evaluate_scores(
     (PR of the best matches ranked by ``confidence``, or by the distance rule when
     ``confidence`` is None), ``pr_auc_distance`` (always the distance rule, see
     :func:`distance_confidence`) and ``queries`` (number of queries counted in
-    recall).  PR correctness uses ``tolerance``.
+    recall).  PR counts exact matches as correct; with ``tolerance > 0`` the
+    PR-AUC with that tolerance is added as ``pr_auc_tolerance``.
     """
     S = _as_scores(S)
     gt = _as_gt(gt, *S.shape)
@@ -321,11 +322,16 @@ def evaluate_scores(
         out["recall_tolerance"] = {
             str(n): v for n, v in recall_at_n(S, gt, ns, tolerance).items()
         }
-    curves = pr_curves(S, gt, confidence, tolerance)
+    # PR of exact matches, like the headline R@1; with a tolerance, also that PR-AUC.
+    curves = pr_curves(S, gt, confidence, 0)
     p_d, r_d, _ = curves["distance"]
     p, r, _ = curves.get("confidence", curves["distance"])
     out["pr_auc"] = pr_auc(p, r)
     out["recall_at_100_precision"] = recall_at_100_precision(p, r)
     out["pr_auc_distance"] = pr_auc(p_d, r_d)
+    if _as_tolerance(tolerance) > 0:
+        tol = pr_curves(S, gt, confidence, tolerance)
+        p_t, r_t, _ = tol.get("confidence", tol["distance"])
+        out["pr_auc_tolerance"] = pr_auc(p_t, r_t)
     out["queries"] = int(_counted_queries(S, gt).sum())
     return out

@@ -127,8 +127,8 @@ def save_similarity_matrix(
         if gt.shape != (n_q,):
             raise ConfigError(f"gt must have shape ({n_q},), got {gt.shape}")
         q = np.flatnonzero(gt >= 0)
-        ax.plot(gt[q], q, linestyle="none", marker=".", markersize=1.5,
-                color="red", alpha=0.6, label="ground truth")
+        ax.plot(gt[q], q, linestyle="none", marker=".", markersize=1,
+                color="red", alpha=0.25, label="ground truth")
         ax.legend(loc="upper right", fontsize="small")
         ax.set_xlim(-0.5, n_p - 0.5)
         ax.set_ylim(n_q - 0.5, -0.5)
