@@ -43,6 +43,7 @@ setup(
         "console_scripts": [
             "vprsnn = vprsnn_ros.cli:main",
             "localizer = vprsnn_ros.nodes.localizer_node:main",
+            "trainer = vprsnn_ros.nodes.trainer_node:main",
         ],
     },
 )
