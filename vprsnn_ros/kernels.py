@@ -156,6 +156,22 @@ def poisson_emissions(rates_hz, n_steps, dt, rng):
 # --------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
+def _neuron_constants(P):
+    """Per-step factors of the neuron equations (Euler) shared by all kernels.
+
+    Returns (a_e, a_i, d_ge, d_gi, d_ge_i, timer_inc, refrac_e_steps,
+    refrac_i_steps, v_rest_e, v_rest_i, e_inh_e, thresh_e, thresh_i,
+    timer_min, w_ei, w_ie) where a = dt/tau, d = 1 - dt/tau and
+    thresh_e = v_thresh_e - offset (theta is added per neuron).
+    """
+    dt = P[P_DT]
+    return (dt / P[P_TAU_E], dt / P[P_TAU_I], 1.0 - dt / P[P_TAU_GE], 1.0 - dt / P[P_TAU_GI],
+            1.0 - dt / P[P_TAU_GE_I], P[P_TIMER_RATE] * dt, int(round(P[P_REFRAC_E] / dt)),
+            int(round(P[P_REFRAC_I] / dt)), P[P_V_REST_E], P[P_V_REST_I], P[P_E_INH_E],
+            P[P_V_THRESH_E] - P[P_OFFSET], P[P_V_THRESH_I], P[P_REFRAC_E], P[P_W_EI], P[P_W_IE])
+
+
+@njit(cache=True, inline="always")
 def _euler_v_exc(v, ge, gi, a_e, v_rest_e, e_inh_e):
     """One Euler step of ``tau_e dv/dt = (v_rest_e - v) + ge (0 - v) + gi (e_inh_e - v)``."""
     return v + a_e * ((v_rest_e - v) - ge * v + gi * (e_inh_e - v))
@@ -186,30 +202,17 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     dt = P[P_DT]
     n_in, n_exc = W.shape
     n_slots = off.shape[1] - 1
-    a_e = dt / P[P_TAU_E]
-    a_i = dt / P[P_TAU_I]
-    d_ge = 1.0 - dt / P[P_TAU_GE]
-    d_gi = 1.0 - dt / P[P_TAU_GI]
-    d_ge_i = 1.0 - dt / P[P_TAU_GE_I]
+    (a_e, a_i, d_ge, d_gi, d_ge_i, timer_inc, refrac_e, refrac_i, v_rest_e, v_rest_i, e_inh_e,
+     thresh_e, v_thresh_i, timer_min, w_ei, w_ie) = _neuron_constants(P)
     d_theta = 1.0 - dt / P[P_TAU_THETA]
     # STDP traces are event-driven in the reference (Brian2 integrates them
     # exactly), so they decay by exp(-dt/tau), not by the Euler factor.
     d_post1 = np.exp(-dt / P[P_TAU_POST1])
     d_post2 = np.exp(-dt / P[P_TAU_POST2])
     log_d_pre = -dt / P[P_TAU_PRE]
-    timer_inc = P[P_TIMER_RATE] * dt
-    refrac_e = int(round(P[P_REFRAC_E] / dt))
-    refrac_i = int(round(P[P_REFRAC_I] / dt))
-    v_rest_e = P[P_V_REST_E]
-    v_rest_i = P[P_V_REST_I]
-    e_inh_e = P[P_E_INH_E]
-    thresh_e = P[P_V_THRESH_E] - P[P_OFFSET]
-    timer_min = P[P_REFRAC_E]
     nu_pre = P[P_NU_PRE]
     nu_post = P[P_NU_POST]
     w_max = P[P_W_MAX]
-    w_ei = P[P_W_EI]
-    w_ie = P[P_W_IE]
 
     step_off, step_inputs, in_off, in_times = poisson_emissions(rates_hz, n_present, dt, rng)
     emitted = in_off[:-1].copy()
@@ -220,7 +223,6 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     i_fired = np.zeros(n_exc, np.bool_)
     # theta decays only while learning; multiplying by 1.0 leaves it exactly frozen.
     d_theta_run = d_theta if learn else 1.0
-    v_thresh_i = P[P_V_THRESH_I]
     n_total = n_present + n_rest
     for t in range(n_total):
         g = t0 + t
@@ -530,24 +532,11 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
     ``learn=False`` and ``n_rest=0``. The neuron loops are branch-free (selects,
     refractory periods as step countdowns) so that they vectorise.
     """
-    dt = P[P_DT]
     n = theta.shape[0]
-    a_e = dt / P[P_TAU_E]
-    a_i = dt / P[P_TAU_I]
-    d_ge = 1.0 - dt / P[P_TAU_GE]
-    d_gi = 1.0 - dt / P[P_TAU_GI]
-    d_ge_i = 1.0 - dt / P[P_TAU_GE_I]
-    timer_inc = P[P_TIMER_RATE] * dt
-    refrac_e = float(round(P[P_REFRAC_E] / dt))
-    refrac_i = float(round(P[P_REFRAC_I] / dt))
-    v_rest_e = P[P_V_REST_E]
-    v_rest_i = P[P_V_REST_I]
-    e_inh_e = P[P_E_INH_E]
-    thresh_e = P[P_V_THRESH_E] - P[P_OFFSET]
-    thresh_i = P[P_V_THRESH_I]
-    timer_min = P[P_REFRAC_E]
-    w_ei = P[P_W_EI]
-    w_ie = P[P_W_IE]
+    (a_e, a_i, d_ge, d_gi, d_ge_i, timer_inc, refrac_e_steps, refrac_i_steps, v_rest_e, v_rest_i,
+     e_inh_e, thresh_e, thresh_i, timer_min, w_ei, w_ie) = _neuron_constants(P)
+    refrac_e = float(refrac_e_steps)
+    refrac_i = float(refrac_i_steps)
     n_exc = n // LANES
 
     v_e = np.full(n, v_rest_e)
