@@ -770,3 +770,28 @@ def test_flood_drops_frames_bounded_memory_and_latency(start_node, client_factor
             got = True
             break
     assert got, f"no estimate after the flood:\n{node.output()}"
+
+
+def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, client_factory, route, model16):
+    """publish_scores: ~/scores is a 1 x N 32FC1 Image stamped like the frame; argmax = place id."""
+    reference, _ = route
+    domain = DOMAIN_BASE + 8
+    node = start_node(domain, model16, {"reliable": "true", "publish_scores": "true"})
+    client = client_factory(domain)
+    scores = []
+    client.node.create_subscription(Image, f"/{NODE}/scores", scores.append, reliable_qos(100))
+    node.wait_ready()
+    pub = client.node.create_publisher(Image, IMAGE_TOPIC, reliable_qos())
+    client.wait_connected(node, [pub])
+    for k in range(3):
+        est = client.send_and_wait_estimate(pub, array_image(reference[k], "bgr8", stamp=(k, 7)))
+        assert est is not None
+    deadline = time.monotonic() + 10
+    while len(scores) < 3 and time.monotonic() < deadline:
+        client.executor.spin_once(timeout_sec=0.05)
+    assert len(scores) == 3
+    for k, msg in enumerate(scores):
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (k, 7)
+        assert msg.encoding == "32FC1" and msg.height == 1 and msg.width == N_PLACES
+        values = np.frombuffer(bytes(msg.data), dtype=np.float32)
+        assert int(np.argmax(values)) == client.place_ids[k]

@@ -64,6 +64,7 @@ class Estimate:
     top_places: np.ndarray   # (k,) place ids, best first
     top_scores: np.ndarray   # (k,) their scores
     latency_s: float         # wall time of this call
+    scores: np.ndarray       # (n_places,) sequence-matched scores of every place (-inf: undefined)
 
 
 class Localizer:
@@ -143,7 +144,8 @@ class Localizer:
     def _estimate(self, seq: np.ndarray, start: float) -> Estimate:
         if not np.isfinite(seq).any():
             empty = np.zeros(0, np.int64)
-            return Estimate(-1, 0.0, empty, np.zeros(0), time.perf_counter() - start)
+            return Estimate(-1, 0.0, empty, np.zeros(0), time.perf_counter() - start, seq)
         top = np.argsort(-seq, kind="stable")[: self.top_k]
         return Estimate(place_id=int(top[0]), confidence=float(score_confidence(seq, self.max_score)),
-                        top_places=top, top_scores=seq[top], latency_s=time.perf_counter() - start)
+                        top_places=top, top_scores=seq[top], latency_s=time.perf_counter() - start,
+                        scores=seq)

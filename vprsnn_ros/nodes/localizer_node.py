@@ -89,6 +89,9 @@ class LocalizerNode(Node):
             description="frame of ~/estimate when the model has no place poses"))
         self.declare_parameter("sigma_min_places", 0.5, _float("estimate std at confidence 1 (places)", 0.0, 1e6))
         self.declare_parameter("sigma_max_places", 10.0, _float("estimate std at confidence 0 (places)", 0.0, 1e6))
+        self.declare_parameter("publish_scores", False, ParameterDescriptor(
+            description="also publish ~/scores: every place's score as a 1 x N 32FC1 Image "
+                        "with the frame's stamp (for replay evaluation)", read_only=True))
         self.declare_parameter("diagnostics_period", 1.0, ParameterDescriptor(
             description="seconds between /diagnostics messages", read_only=True))
 
@@ -114,6 +117,8 @@ class LocalizerNode(Node):
         self.pub_confidence = self.create_publisher(Float32, "~/confidence", 10)
         self.pub_estimate = self.create_publisher(PoseWithCovarianceStamped, "~/estimate", 10)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_scores = (self.create_publisher(Image, "~/scores", 10)
+                           if self.get_parameter("publish_scores").value else None)
         self.create_service(Trigger, "~/reload", self._on_reload)
         self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics)
         self._worker = threading.Thread(target=self._inference_loop, name="vprsnn_inference", daemon=True)
@@ -225,6 +230,14 @@ class LocalizerNode(Node):
         accepted = est.place_id >= 0 and est.confidence >= self.get_parameter("min_confidence").value
         self.pub_place.publish(Int32(data=est.place_id if accepted else -1))
         self.pub_confidence.publish(Float32(data=float(est.confidence)))
+        if self.pub_scores is not None:
+            # A standard message with a header: scores as a one-row float image.
+            scores = np.ascontiguousarray(est.scores, dtype=np.float32)
+            msg = Image(height=1, width=scores.size, encoding="32FC1", is_bigendian=0,
+                        step=4 * scores.size, data=scores.tobytes())
+            msg.header.stamp = header.stamp
+            msg.header.frame_id = "vprsnn_place_scores"
+            self.pub_scores.publish(msg)
         if est.place_id < 0:
             return
         out = PoseWithCovarianceStamped()
