@@ -60,7 +60,7 @@ def test_trainer_publishes_progress_and_writes_the_model(bag, tmp_path):
         node.create_subscription(Float32, "/vprsnn_trainer/progress", lambda m: progress.append(m.data), 100)
         executor = rclpy.executors.SingleThreadedExecutor(context=ctx)
         executor.add_node(node)
-        proc = trainer(bag, tmp_path / "model", 6)
+        proc = trainer(bag, tmp_path / "model", 6, "-p", "wait_for_monitor:=30.0")
         deadline = time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)

@@ -47,6 +47,8 @@ class TrainerNode(Node):
         self.declare_parameter("dt", 0.5, d(description="simulation step (ms)"))
         self.declare_parameter("workers", 2, d(description="modules trained in parallel"))
         self.declare_parameter("resume", True, d(description="continue a partial model found in out"))
+        self.declare_parameter("wait_for_monitor", 0.0, d(
+            description="seconds to wait for a ~/progress subscriber before starting (0 = do not wait)"))
         self.progress_pub = self.create_publisher(Float32, "~/progress", 10)
         self._last_module = ""
         self._last_log = 0.0
@@ -70,6 +72,9 @@ class TrainerNode(Node):
             pose_topic=self._get("pose_topic") or None) for r in refs]
         if len({len(t) for t in traverses}) != 1:
             raise ConfigError(f"reference traverses differ in length: {[len(t) for t in traverses]}")
+        deadline = time.monotonic() + self._get("wait_for_monitor")
+        while self.progress_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.get_logger().info(f"training {len(traverses[0])} places from {refs} into {out}")
         started = time.perf_counter()
         train_network(config, [t.pixels for t in traverses], traverses[0].names, out,
