@@ -15,6 +15,7 @@ import time
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
@@ -81,6 +82,8 @@ class TrainerNode(Node):
                       workers=self._get("workers"), resume=self._get("resume"), progress=self._progress,
                       place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
         self.progress_pub.publish(Float32(data=1.0))
+        # Let the last progress message reach its subscribers before the process exits.
+        self.progress_pub.wait_for_all_acked(Duration(seconds=2.0))
         self.get_logger().info(f"model complete: {out} ({time.perf_counter() - started:.1f} s)")
 
     def _progress(self, done: int, total: int, message: str) -> None:
