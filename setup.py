@@ -44,6 +44,8 @@ setup(
             "vprsnn = vprsnn_ros.cli:main",
             "localizer = vprsnn_ros.nodes.localizer_node:main",
             "trainer = vprsnn_ros.nodes.trainer_node:main",
+            "bag_player = vprsnn_ros.nodes.bag_player:main",
+            "evaluator = vprsnn_ros.nodes.evaluator:main",
         ],
     },
 )

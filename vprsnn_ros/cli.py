@@ -167,6 +167,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
+# replay-eval
+# --------------------------------------------------------------------------
+
+def cmd_replay_eval(args: argparse.Namespace) -> int:
+    from .replay import replay_evaluate
+
+    if args.rate_factor <= 0:
+        raise ConfigError("--rate-factor must be > 0")
+    if args.sequence_length < 1:
+        raise ConfigError("--sequence-length must be >= 1")
+    report = replay_evaluate(args.model, args.bag, args.report, topic=args.topic, mode=args.mode,
+                             rate_factor=args.rate_factor, sequence_length=args.sequence_length,
+                             every=args.every, limit=args.limit, timeout=args.timeout)
+    recall = report["recall"]
+    lat = report["latency_ms"]
+    print(f"frames played {report['frames_played']}, answered {report['frames_answered']}, "
+          f"dropped {report['frames_dropped']}")
+    print("   N  " + "  ".join(f"{int(n):>6d}" for n in recall))
+    print("R@N   " + "  ".join(f"{v:6.3f}" for v in recall.values()))
+    print(f"PR-AUC {report['pr_auc']:.3f}   recall@100%P {report['recall_at_100_precision']:.3f}   "
+          f"latency ms p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']}")
+    print(f"report written to {args.report}")
+    return 0
+
+
+# --------------------------------------------------------------------------
 # bag
 # --------------------------------------------------------------------------
 
@@ -254,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
     _add_place_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("replay-eval", help="replay a bag through the localizer node and report")
+    r.add_argument("--model", required=True, metavar="MODEL_DIR")
+    r.add_argument("--bag", required=True)
+    r.add_argument("--topic", help="image topic in the bag (default: the only one)")
+    r.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    r.add_argument("--rate-factor", type=float, default=1.0, help="realtime: speed-up of the recording")
+    r.add_argument("--report", required=True, metavar="OUT_DIR")
+    r.add_argument("--sequence-length", type=int, default=1)
+    r.add_argument("--every", type=int, default=1)
+    r.add_argument("--limit", type=int)
+    r.add_argument("--timeout", type=float, default=3600.0, help="seconds")
+    r.set_defaults(func=cmd_replay_eval)
 
     b = sub.add_parser("bag", help="write a bag from an image folder, or list a bag's image topics")
     bsub = b.add_subparsers(dest="bag_command", required=True)

@@ -165,3 +165,30 @@ def save_recall_curve(
         ax.set_title(title)
     fig.tight_layout()
     _save_atomic(fig, path)
+
+
+def save_place_track(path: str | os.PathLike, true_places: np.ndarray, estimated: np.ndarray,
+                     title: str = "") -> None:
+    """Estimated vs true place along the route (frame order); -1 estimates are left out."""
+    true_places = np.asarray(true_places)
+    estimated = np.asarray(estimated)
+    if true_places.shape != estimated.shape:
+        raise ConfigError("true and estimated places must have the same shape")
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    frames = np.arange(len(true_places))
+    ax.plot(frames, true_places, color="black", linewidth=1, label="true place")
+    ok = estimated >= 0
+    correct = ok & (estimated == true_places)
+    ax.plot(frames[ok & ~correct], estimated[ok & ~correct], linestyle="none", marker=".",
+            markersize=3, color="tab:red", label="estimate (wrong)")
+    ax.plot(frames[correct], estimated[correct], linestyle="none", marker=".", markersize=3,
+            color="tab:green", label="estimate (right)")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("place")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save_atomic(fig, path)
