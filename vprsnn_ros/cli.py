@@ -220,21 +220,34 @@ def cmd_bag_info(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Synthetic route -> bags -> train from the reference bag -> replay the query bag through the node."""
+    import importlib.util
+
+    from .bags import write_bag_from_folder
     from .synthetic import write_route
 
     work = Path(args.work)
     ref_dir, query_dir = write_route(work / "route", args.places, seed=args.seed)
-    print(f"synthetic route with {args.places} places written to {work / 'route'}")
-    train_args = build_parser().parse_args([
-        "train", "--reference", str(ref_dir), "--out", str(args.model),
+    bags = {}
+    for name, folder in (("reference", ref_dir), ("query", query_dir)):
+        bags[name] = work / f"{name}_bag"
+        if not bags[name].exists():
+            write_bag_from_folder(folder, bags[name], rate_hz=5.0)
+    print(f"synthetic route with {args.places} places written to {work} (image folders and mcap bags)")
+    cmd_train(build_parser().parse_args([
+        "train", "--reference", str(bags["reference"]), "--out", str(args.model),
         "--places-per-module", str(args.places_per_module), "--neurons", str(args.neurons),
         "--epochs", str(args.epochs), "--seed", str(args.seed), "--workers", str(args.workers)]
-        + (["--resume"] if args.resume else []))
-    cmd_train(train_args)
-    eval_args = build_parser().parse_args([
-        "evaluate", "--model", str(args.model), "--query", str(query_dir),
-        "--report", str(work / "report")])
-    return cmd_evaluate(eval_args)
+        + (["--resume"] if args.resume else [])))
+    if importlib.util.find_spec("rclpy") is None:
+        print("rclpy is not installed (pip install -e '.[ros]'): evaluating offline instead of through the node")
+        return cmd_evaluate(build_parser().parse_args([
+            "evaluate", "--model", str(args.model), "--query", str(bags["query"]),
+            "--report", str(work / "report")]))
+    print("replaying the query bag through the localizer node (lockstep)")
+    return cmd_replay_eval(build_parser().parse_args([
+        "replay-eval", "--model", str(args.model), "--bag", str(bags["query"]),
+        "--report", str(work / "report"), "--mode", "lockstep"]))
 
 
 # --------------------------------------------------------------------------

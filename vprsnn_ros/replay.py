@@ -26,7 +26,11 @@ def _node(module: str, params: dict, log: Path) -> subprocess.Popen:
     for name, value in params.items():
         if value is not None and value != "":
             cmd += ["-p", f"{name}:={value}"]
-    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    # A replay is a job on this machine: unless told otherwise, keep its DDS traffic here.
+    env = dict(os.environ)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env=env)
 
 
 def _last_line(log: Path) -> str:

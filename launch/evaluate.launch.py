@@ -1,0 +1,47 @@
+"""Replay a bag through the localizer and write an evaluation report; ends when the bag is done.
+
+    ros2 launch vprsnn_ros evaluate.launch.py model:=models/route bag:=query.mcap report_dir:=reports/q
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+IMAGE_TOPIC = "/vprsnn_replay/image"
+
+
+def generate_launch_description() -> LaunchDescription:
+    arg = LaunchConfiguration
+    args = [
+        DeclareLaunchArgument("model", description="model directory"),
+        DeclareLaunchArgument("bag", description="query bag to replay"),
+        DeclareLaunchArgument("topic", default_value="", description="image topic in the bag ('' = the only one)"),
+        DeclareLaunchArgument("mode", default_value="lockstep", description="lockstep or realtime"),
+        DeclareLaunchArgument("rate_factor", default_value="1.0", description="realtime speed-up"),
+        DeclareLaunchArgument("sequence_length", default_value="1", description="online sequence matching"),
+        DeclareLaunchArgument("report_dir", default_value="replay_report", description="report folder"),
+    ]
+    sequence_length = ParameterValue(arg("sequence_length"), value_type=int)
+    localizer = Node(
+        package="vprsnn_ros", executable="localizer", name="vprsnn_localizer", output="screen",
+        parameters=[{"model_path": arg("model"), "reliable": True, "publish_scores": True,
+                     "sequence_length": sequence_length}],
+        remappings=[("image", IMAGE_TOPIC)])
+    evaluator = Node(
+        package="vprsnn_ros", executable="evaluator", name="vprsnn_evaluator", output="screen",
+        parameters=[{"bag": arg("bag"), "topic": arg("topic"), "model": arg("model"),
+                     "sequence_length": sequence_length, "report_dir": arg("report_dir")}],
+        remappings=[("image", IMAGE_TOPIC)])
+    player = Node(
+        package="vprsnn_ros", executable="bag_player", name="vprsnn_bag_player", output="screen",
+        parameters=[{"bag": arg("bag"), "topic": arg("topic"), "mode": arg("mode"),
+                     "rate_factor": ParameterValue(arg("rate_factor"), value_type=float),
+                     "min_subscribers": 2, "start_signal": "/vprsnn_evaluator/ready"}],
+        remappings=[("image", IMAGE_TOPIC)])
+    # The report is written when the evaluator exits; then everything stops.
+    done = RegisterEventHandler(OnProcessExit(target_action=evaluator, on_exit=[EmitEvent(event=Shutdown())]))
+    return LaunchDescription(args + [localizer, evaluator, player, done])
