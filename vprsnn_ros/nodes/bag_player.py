@@ -15,19 +15,18 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
 from ..bags import read_bag_frames
-from ..errors import ConfigError, VprsnnError
+from ..errors import ConfigError
 from .image_convert import array_to_image
+from .job import run_job
 
 
 def encoding_of(image: np.ndarray) -> str:
@@ -120,23 +119,7 @@ class BagPlayer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = BagPlayer()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        node.play(executor)
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    except VprsnnError as exc:
-        print(f"vprsnn bag_player: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_job("bag_player", BagPlayer, lambda node, executor: node.play(executor), args)
 
 
 if __name__ == "__main__":

@@ -20,25 +20,24 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
 from ..atomic import atomic_write_text
 from ..bags import read_bag_frames
 from ..ensemble import member_dirs
-from ..errors import ConfigError, VprsnnError
+from ..errors import ConfigError
 from ..localizer import max_spikes_per_neuron, score_confidence
 from ..metrics import evaluate_scores, pr_curves
 from ..model_store import ModelStore
 from ..network import NetworkConfig
 from ..plots import save_place_track, save_pr_curve, save_similarity_matrix
 from .bag_player import LATCHED
+from .job import run_job
 
 
 def stamp_ns(header) -> int:
@@ -163,23 +162,7 @@ class Evaluator(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = Evaluator()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        node.run(executor)
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    except VprsnnError as exc:
-        print(f"vprsnn evaluator: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_job("evaluator", Evaluator, lambda node, executor: node.run(executor), args)
 
 
 if __name__ == "__main__":

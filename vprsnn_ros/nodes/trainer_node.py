@@ -13,17 +13,16 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
-from ..errors import ConfigError, VprsnnError
+from ..errors import ConfigError
 from ..network import NetworkConfig
 from ..sources import load_traverse
 from ..training import train_network
+from .job import run_job
 
 
 class TrainerNode(Node):
@@ -97,23 +96,8 @@ class TrainerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    # Python's own SIGINT handling: Ctrl-C interrupts the training between epochs.
-    rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = TrainerNode()
-        node.run()
-        return 0
-    except KeyboardInterrupt:
-        print("vprsnn trainer: interrupted; run again with resume:=true to continue", file=sys.stderr)
-        return 130
-    except VprsnnError as exc:
-        print(f"vprsnn trainer: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # Ctrl-C interrupts the training between epochs; run again with resume:=true to continue.
+    return run_job("trainer", TrainerNode, lambda node, executor: node.run(), args)
 
 
 if __name__ == "__main__":
