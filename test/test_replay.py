@@ -1,9 +1,9 @@
 """Replay evaluation: bag -> player -> localizer node -> evaluator, against the offline path."""
-
 from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
 
 @pytest.fixture
 def ros_domain(monkeypatch):
-    monkeypatch.setenv("ROS_DOMAIN_ID", "58")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 18))
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
