@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels
+from vprsnn_ros import kernels, lane_engine
 from vprsnn_ros.network import (DelayLayout, NetworkConfig, assign_neurons, hyperactive_mask,
                                 initial_weights, make_delays, place_scores)
 from vprsnn_ros.params import NetworkParams, pack, steps
@@ -830,7 +830,6 @@ def test_hyperactive_mask():
     np.testing.assert_array_equal(hyperactive_mask(active, 5), [[False, True, True], [True, False, True]])
 
 
-@pytest.mark.skipif(not hasattr(kernels, "infer_lanes"), reason="no lane kernel")
 def test_infer_lanes_matches_infer_from_rest_on_the_shared_stream():
     """The lane-grouped frozen inference must simulate the same equations as simulate():
     on the same (shared) input train, from rest, it gives the same spike counts as
@@ -848,10 +847,10 @@ def test_infer_lanes_matches_infer_from_rest_on_the_shared_stream():
     n_present = steps(PRM.present_ms, dt)
     ids = np.array([0, 1, 2], np.int64)
     ref = infer_from_rest(P, W, theta, layout, rates, n_present, 4, ids, shared=True)
-    w_l, th_l = kernels.to_lanes(W, theta)
     slot_t = np.ascontiguousarray(layout.slot.T)
-    lanes = kernels.from_lanes(
-        kernels.infer_lanes(P, w_l, th_l, slot_t, rates, n_present, np.uint64(4), ids,
-                            kernels.lane_scratch(n_present, slot_t)), n_mod)
+    lanes = lane_engine.lane_counts(lane_engine.infer_groups(
+        P, W, lane_engine.interleave(W), theta, slot_t, rates, n_present, np.uint64(4), ids,
+        lane_engine.make_groups(np.arange(n_mod)[None].repeat(3, 0)),
+        *lane_engine.scratch(n_present, slot_t, 2)), n_mod)
     assert ref.sum() > 0 and len(np.unique(ref)) >= 3  # not saturated
     np.testing.assert_array_equal(lanes, ref)

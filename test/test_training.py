@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -137,13 +139,8 @@ def test_lane_engine_matches_scalar_kernel_on_the_same_input(trained, route):
                                      net.layout.off, net.layout.slot, rates,
                                      steps(cfg.params.present_ms, cfg.dt), np.uint64(9),
                                      np.arange(5), True)
-    w, th = kernels.to_lanes(net.weights, theta)
-    lanes = kernels.from_lanes(kernels.infer_lanes(pack(cfg.params, cfg.dt), w, th, net.slot_t, rates,
-                                                   steps(cfg.params.present_ms, cfg.dt), np.uint64(9),
-                                                   np.arange(5),
-                                                   kernels.lane_scratch(steps(cfg.params.present_ms, cfg.dt),
-                                                                        net.slot_t, workers=3)),
-                                   net.n_modules)
+    lively = dataclasses.replace(net, theta=theta, _interleaved=None, _scratch=None)
+    lanes = lively.spike_counts(rates, np.arange(5), seed=9)
     assert scalar.sum() > 50
     assert np.array_equal(lanes, scalar)
     assert lanes.max() <= max_spikes_per_neuron(cfg)

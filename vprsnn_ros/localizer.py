@@ -31,8 +31,9 @@ import numpy as np
 
 from .ensemble import load_model
 from .errors import ConfigError
-from .network import ModularSNN
+from .network import ModularSNN, lane_spike_counts
 from .preprocess import preprocess, rates_hz
+from .preselect import ModuleRanker
 from .sequence import OnlineSequenceMatcher
 
 
@@ -76,7 +77,8 @@ class Localizer:
 
     def __init__(self, model: str | Path | ModularSNN | Sequence[ModularSNN], *,
                  sequence_length: int = 1, top_k: int = 5,
-                 hyperactive_threshold: int | None = None, seed: int | None = None) -> None:
+                 hyperactive_threshold: int | None = None, seed: int | None = None,
+                 preselect_k: int | None = None) -> None:
         if isinstance(model, (str, Path)):
             members = load_model(model)
         elif isinstance(model, ModularSNN):
@@ -91,6 +93,8 @@ class Localizer:
             raise ConfigError("top_k must be >= 1")
         if hyperactive_threshold is not None and hyperactive_threshold < 0:
             raise ConfigError("hyperactive_threshold must be >= 0 (0 = no masking)")
+        if preselect_k is not None and preselect_k < 0:
+            raise ConfigError("preselect_k must be >= 0 (0 = every module)")
         self.members = members
         self.top_k = min(top_k, members[0].n_places)
         self.threshold = hyperactive_threshold
@@ -99,6 +103,13 @@ class Localizer:
         self.max_score = float(max_spikes_per_neuron(members[0].config) * sequence_length * len(members))
         self._matcher = OnlineSequenceMatcher(sequence_length, members[0].n_places)
         self.frames = 0
+        # Modules each member runs per frame: the override, else the member's calibrated K.
+        self.preselect = [net.n_modules if k == 0 or k >= net.n_modules else k
+                          for net in members
+                          for k in [net.preselect_k if preselect_k is None else preselect_k]]
+        self._rankers = [ModuleRanker(net, threshold=self.threshold) if k < net.n_modules else None
+                         for net, k in zip(members, self.preselect)]
+        self.last_modules: list[np.ndarray] = []  # per member: (Q, K) modules run for the last frames
 
     @property
     def n_places(self) -> int:
@@ -128,10 +139,17 @@ class Localizer:
     def scores_from_pixels(self, pixels: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
         """Scores (Q, n_places) of preprocessed frames (Q, n_inputs) uint8."""
         rates = rates_hz(pixels).astype(np.float64)
+        ids = np.asarray(frame_ids)
         total = np.zeros((len(pixels), self.n_places))
-        for net in self.members:
-            counts = net.spike_counts(rates, np.asarray(frame_ids))
-            total += net.scores(counts, threshold=self.threshold)
+        modules = [None if ranker is None else ranker.top_modules(pixels, k)
+                   for ranker, k in zip(self._rankers, self.preselect)]
+        # All members in one pass: their jobs share the threads (a 5-member
+        # ensemble with pre-selection is 5 lane groups, not 5 sequential calls).
+        counts = lane_spike_counts(self.members, rates, ids, modules)
+        for net, c, m in zip(self.members, counts, modules):
+            total += net.scores(c, modules=m, threshold=self.threshold)
+        self.last_modules = [np.broadcast_to(np.arange(net.n_modules), (len(ids), net.n_modules))
+                             if m is None else m for net, m in zip(self.members, modules)]
         return total
 
     def localize(self, image: np.ndarray) -> Estimate:

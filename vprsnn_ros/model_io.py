@@ -63,14 +63,15 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         if names is not None and (not isinstance(names, list) or len(names) != n_places):
             raise ValueError("places.names must be a list of one name per place")
         threshold = int(meta.get("hyperactive_threshold", 0))
+        preselect_k = int(meta.get("preselect_k", 0))
         poses = meta["places"].get("poses")
         if poses is not None:
             poses = np.asarray(poses, dtype=np.float64)
             if poses.shape != (n_places, 7) or not np.all(np.isfinite(poses)):
                 raise ValueError("places.poses must be one finite [x, y, z, qx, qy, qz, qw] per place")
         pose_frame = meta["places"].get("pose_frame")
-        if threshold < 0 or n_places < 1:
-            raise ValueError("negative hyperactive_threshold or no places")
+        if threshold < 0 or n_places < 1 or preselect_k < 0:
+            raise ValueError("negative hyperactive_threshold or preselect_k, or no places")
     except (KeyError, TypeError, ValueError, AttributeError, VprsnnError) as exc:
         raise ModelError(f"model {store.path} has an invalid manifest: {exc}") from None
     n_in, n = config.n_inputs, config.n_neurons
@@ -102,6 +103,6 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         regions=regions if modules is None else [regions[m] for m in ids],
         n_calibration_modules=int(net["n_calibration_modules"]) if modules is None else len(ids),
         weights=weights, theta=theta, assignments=assignments, active_images=active,
-        hyperactive_threshold=threshold,
+        hyperactive_threshold=threshold, preselect_k=preselect_k,
         place_names=[str(n) for n in names] if names else None,
         place_poses=poses, pose_frame=str(pose_frame) if pose_frame else None)

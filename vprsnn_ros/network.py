@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import numpy as np
+from numba import get_num_threads
 
-from . import kernels
+from . import kernels, lane_engine
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
 
@@ -223,6 +224,8 @@ class ModularSNN:
     assignments: np.ndarray
     active_images: np.ndarray
     hyperactive_threshold: int = 0
+    # Modules the SNN runs per query after template pre-selection (0 = all; see preselect.py).
+    preselect_k: int = 0
     place_names: list[str] | None = None
     # Optional pose of each place from the training data: (n_places, 7) rows of
     # x, y, z, qx, qy, qz, qw in frame ``pose_frame``.
@@ -230,8 +233,8 @@ class ModularSNN:
     pose_frame: str | None = None
     _layout: DelayLayout | None = field(default=None, repr=False)
     _slot_t: np.ndarray | None = field(default=None, repr=False)
-    _lanes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    _scratch: np.ndarray | None = field(default=None, repr=False)
+    _interleaved: np.ndarray | None = field(default=None, repr=False)
+    _scratch: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
 
     @property
     def n_modules(self) -> int:
@@ -263,12 +266,14 @@ class ModularSNN:
     def spike_counts(self, rates_hz: np.ndarray, query_ids: Sequence[int] | np.ndarray,
                      modules: np.ndarray | None = None, seed: int | None = None,
                      engine: str = "lanes") -> np.ndarray:
-        """Frozen spike counts (Q, M', N) of the chosen modules, each query from rest.
+        """Frozen spike counts (Q, K, N) of the chosen modules, each query from rest.
 
-        ``engine``: 'lanes' (fast: modules in groups of 8 on one shared input
-        train per query) or 'scalar' (each module on its own input train, as
-        separate Brian2 runs of the reference code would; ~10x slower).
-        Not thread-safe: the lane engine reuses one scratch buffer per network.
+        ``modules``: None (all), (K,) module ids for every query, or (Q, K) ids
+        per query (pre-selection). ``engine``: 'lanes' (fast: modules in groups
+        of 8 on one shared input train per query, :mod:`lane_engine`) or
+        'scalar' (each module on its own input train, as separate Brian2 runs
+        of the reference code would; ~10x slower; no per-query modules).
+        Not thread-safe: the lane engine reuses scratch buffers per network.
         """
         rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
         if rates.ndim == 1:
@@ -278,6 +283,8 @@ class ModularSNN:
         packed = pack(self.config.params, self.config.dt)
         n_present = steps(self.config.params.present_ms, self.config.dt)
         if engine == "scalar":
+            if modules is not None and np.ndim(modules) != 1:
+                raise ConfigError("the scalar engine takes one module list for all queries")
             w = self.weights if modules is None else self.weights[modules]
             th = self.theta if modules is None else self.theta[modules]
             return kernels.infer_from_rest(packed, w, th, self.layout.tgt, self.layout.off,
@@ -285,19 +292,20 @@ class ModularSNN:
                                            ids, False)
         if engine != "lanes":
             raise ConfigError(f"unknown inference engine {engine!r}")
+        return lane_spike_counts([self], rates, ids, [modules], seeds=[seed])[0]
+
+    def _lane_inputs(self, modules: np.ndarray | None, n_queries: int):
+        """(interleaved weights, lane groups (Q, G, 8), K) for :func:`lane_engine.infer_members`."""
         if modules is None:
-            if self._lanes is None:
-                self._lanes = kernels.to_lanes(self.weights, self.theta)
-            w_lanes, th_lanes = self._lanes
-            n_mod = self.n_modules
+            # The full network: fixed groups whose weights are interleaved once.
+            if self._interleaved is None:
+                self._interleaved = lane_engine.interleave(self.weights)
+            interleaved, chosen = self._interleaved, np.arange(self.n_modules)
         else:
-            w_lanes, th_lanes = kernels.to_lanes(self.weights[modules], self.theta[modules])
-            n_mod = len(modules)
-        if self._scratch is None or self._scratch.shape[1] != n_present + int(self.slot_t.max()) + 1:
-            self._scratch = kernels.lane_scratch(n_present, self.slot_t)
-        counts = kernels.infer_lanes(packed, w_lanes, th_lanes, self.slot_t, rates, n_present,
-                                     np.uint64(seed), ids, self._scratch)
-        return kernels.from_lanes(counts, n_mod)
+            interleaved = lane_engine.no_interleave(self.config.n_inputs)
+            chosen = np.asarray(modules, dtype=np.int64)
+        groups = lane_engine.make_groups(np.broadcast_to(chosen, (n_queries, chosen.shape[-1])))
+        return interleaved, groups, chosen.shape[-1]
 
     @property
     def slot_t(self) -> np.ndarray:
@@ -308,16 +316,55 @@ class ModularSNN:
 
     def scores(self, counts: np.ndarray, modules: np.ndarray | None = None,
                threshold: int | None = None) -> np.ndarray:
-        """Place scores (Q, n_places) from spike counts of ``modules`` (all by default)."""
-        mods = np.arange(self.n_modules) if modules is None else modules
+        """Place scores (Q, n_places) from spike counts of ``modules`` (all by default).
+
+        ``modules`` (K,) for every query or (Q, K) per query (pre-selection);
+        places of modules that were not run score 0.
+        """
+        mods = np.arange(self.n_modules) if modules is None else np.asarray(modules)
         t = self.hyperactive_threshold if threshold is None else threshold
-        masked = None
-        if t > 0:
-            if np.any(self.active_images[mods] < 0):
-                raise ConfigError("hyperactivity was not recorded for this network")
-            masked = hyperactive_mask(self.active_images[mods], t)
+        if t > 0 and np.any(self.active_images[np.unique(mods)] < 0):
+            raise ConfigError("hyperactivity was not recorded for this network")
+        if mods.ndim == 2:
+            return np.concatenate([self.scores(counts[q:q + 1], mods[q], t)
+                                   for q in range(len(mods))]) if len(mods) else \
+                np.zeros((0, self.n_places))
+        masked = hyperactive_mask(self.active_images[mods], t) if t > 0 else None
         return place_scores(counts, self.assignments[mods], self.n_places, masked)
 
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold
         return int(hyperactive_mask(self.active_images, t).sum()) if t > 0 else 0
+
+
+def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_ids: np.ndarray,
+                      modules: Sequence[np.ndarray | None], seeds: Sequence[int | None] | None = None
+                      ) -> list[np.ndarray]:
+    """Spike counts of several networks (an ensemble) on the same queries, in one pass.
+
+    ``modules[e]``: None, (K,) or (Q, K) module ids of network e (see
+    :meth:`ModularSNN.spike_counts`). All (network, query, group) jobs are
+    shared out among the threads together. Returns one (Q, K_e, N) array per
+    network.
+    """
+    first = nets[0]
+    for net in nets[1:]:
+        if (net.config.with_(seed=first.config.seed, shuffle=first.config.shuffle) != first.config):
+            raise ConfigError("networks run together must share everything but seed and regions")
+    rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
+    seeds = [net.config.seed if s is None else s for net, s in
+             zip(nets, seeds if seeds is not None else [None] * len(nets))]
+    inputs = [net._lane_inputs(m, len(rates)) for net, m in zip(nets, modules)]
+    n_groups = max(groups.shape[1] for _, groups, _ in inputs)
+    groups = np.full((len(nets), len(rates), n_groups, lane_engine.GROUP), -1, np.int64)
+    for e, (_, g, _) in enumerate(inputs):
+        groups[e, :, :g.shape[1]] = g
+    if first._scratch is None:
+        n_present = steps(first.config.params.present_ms, first.config.dt)
+        first._scratch = lane_engine.scratch(n_present, first.slot_t, get_num_threads())
+    counts = lane_engine.infer_members(
+        pack(first.config.params, first.config.dt), [n.weights for n in nets],
+        [wl for wl, _, _ in inputs], [n.theta for n in nets], [n.slot_t for n in nets], seeds,
+        rates, steps(first.config.params.present_ms, first.config.dt),
+        np.asarray(query_ids, np.int64), groups, *first._scratch)
+    return [lane_engine.lane_counts(counts[e], k) for e, (_, _, k) in enumerate(inputs)]
