@@ -117,10 +117,27 @@ def cmd_train(args: argparse.Namespace) -> int:
                       place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
+        print(_calibration_summary(member_out), flush=True)
     if args.ensemble > 1:
         write_ensemble_manifest(out, members)
     print(f"model written to {out}")
     return 0
+
+
+def _calibration_summary(model_dir: Path) -> str:
+    """What the model will use at query time, and why (read back from its model.yaml)."""
+    from .model_store import ModelStore
+
+    meta = ModelStore.open(model_dir).meta
+    cal = meta.get("calibration")
+    k = int(meta.get("preselect_k", 0))
+    if not cal:
+        return (f"  T = {meta.get('hyperactive_threshold', 0)} and pre-selection K = every module: "
+                f"no calibration query given (--calibration-places N --calibration-query DIR)")
+    k_text = "every module" if k == 0 else str(k)
+    return (f"  T = {cal['threshold']} (best calibration R@1 {cal['recall_at_1']:.3f} on "
+            f"{cal['places']} places), pre-selection K = {k_text} "
+            f"(cheapest K within 0.005 of every module's calibration R@1)")
 
 
 # --------------------------------------------------------------------------
@@ -136,6 +153,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError("--sequence-length must be >= 1")
     if args.threshold is not None and args.threshold < 0:
         raise ConfigError("--threshold must be >= 0 (0 = no masking)")
+    if args.preselect is not None and args.preselect < 0:
+        raise ConfigError("--preselect must be >= 0 (0 = every module)")
     if args.tolerance < 0:
         raise ConfigError("--tolerance must be >= 0")
     report_dir = Path(args.report)
@@ -156,7 +175,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar = _progress_bar("evaluate", unit="query")
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
-                                   progress=lambda d, t: bar(d, t))
+                                   preselect_k=args.preselect, progress=lambda d, t: bar(d, t))
     report["model"] = str(args.model)
     report["query"] = str(args.query)
     write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
@@ -290,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ground-truth", metavar="CSV", help="CSV query,reference of file names")
     e.add_argument("--split", choices=("auto", "test", "all"), default="auto")
     e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
+    e.add_argument("--preselect", type=int, metavar="K",
+                   help="run the SNN on each query's K best modules by template (default: the "
+                        "calibrated K; 0 = every module)")
     _add_place_options(e)
     e.set_defaults(func=cmd_evaluate)
 

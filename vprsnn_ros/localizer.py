@@ -33,7 +33,7 @@ from .ensemble import load_model
 from .errors import ConfigError
 from .network import ModularSNN, lane_spike_counts
 from .preprocess import preprocess, rates_hz
-from .preselect import ModuleRanker
+from .preselect import ModuleRanker, effective_k
 from .sequence import OnlineSequenceMatcher
 
 
@@ -104,9 +104,7 @@ class Localizer:
         self._matcher = OnlineSequenceMatcher(sequence_length, members[0].n_places)
         self.frames = 0
         # Modules each member runs per frame: the override, else the member's calibrated K.
-        self.preselect = [net.n_modules if k == 0 or k >= net.n_modules else k
-                          for net in members
-                          for k in [net.preselect_k if preselect_k is None else preselect_k]]
+        self.preselect = [effective_k(net, preselect_k, net.n_modules) for net in members]
         self._rankers = [ModuleRanker(net, threshold=self.threshold) if k < net.n_modules else None
                          for net, k in zip(members, self.preselect)]
         self.last_modules: list[np.ndarray] = []  # per member: (Q, K) modules run for the last frames

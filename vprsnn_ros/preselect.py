@@ -88,6 +88,12 @@ class ModuleRanker:
         return self.modules[order]
 
 
+def effective_k(net: ModularSNN, override: int | None, n_candidates: int) -> int:
+    """Modules run per query: ``override`` (0 = all), else the network's calibrated K."""
+    k = net.preselect_k if override is None else int(override)
+    return n_candidates if k <= 0 or k >= n_candidates else k
+
+
 # K values swept by calibration; the full network (every calibration module) is always added.
 DEFAULT_K_SWEEP = (1, 2, 4, 8, 16, 32, 64)
 

@@ -25,6 +25,7 @@ from .network import (DEFAULT_T_SWEEP, DelayLayout, ModularSNN, NetworkConfig, a
                       initial_weights, make_delays, make_regions)
 from .params import pack, steps
 from .preprocess import rates_hz
+from .preselect import calibrate_k
 
 # progress(done, total, message): done/total count training presentations.
 ProgressFn = Callable[[int, int, str], None]
@@ -258,8 +259,13 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     store.write_part("hyperactivity", {"active_images": net.active_images})
     threshold = int(store.meta["calibration"]["threshold"]) if calibrate else 0
     net.hyperactive_threshold = threshold
+    if calibrate:
+        net.preselect_k, k_table = calibrate_k(
+            net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
+            threshold)
+        store.update_meta(preselect={"k": net.preselect_k, "table": k_table})
     store.update_meta(
-        hyperactive_threshold=threshold,
+        hyperactive_threshold=threshold, preselect_k=net.preselect_k,
         training={"seconds": round(train_seconds, 2),
                   "record_seconds": round(time.perf_counter() - record_start, 2),
                   "workers": workers, "traverses": len(traverses), "epochs": chosen_epochs},
