@@ -124,6 +124,14 @@ def test_calibration_sweeps_threshold_and_epochs(route, tmp_path):
     assert meta.hyperactive_threshold == cal["threshold"] == net.hyperactive_threshold
     assert meta.n_calibration_modules == 2
     assert list(meta.split_places("test")) == list(range(8, N_PLACES))
+    # Pre-selection K is calibrated on the same queries: with every calibration module
+    # it is the full network, so its R@1 is the chosen T's; the chosen K is within 0.005.
+    pre = ModelStore.open(tmp_path / "cal").meta["preselect"]
+    rows = {r["k"]: r["recall_at_1"] for r in pre["table"]}
+    assert sorted(rows) == [1, 2]
+    assert rows[2] == best
+    assert meta.preselect_k == pre["k"] == net.preselect_k
+    assert rows[pre["k"] or 2] >= best - 0.005
 
 
 def test_lane_engine_matches_scalar_kernel_on_the_same_input(trained, route):
