@@ -5,10 +5,12 @@ rate for ``--seconds`` and matches every ``~/estimate`` to its frame by stamp:
 
     python bench/node_latency.py --model MODEL_DIR --rates 10 20 50
     python bench/node_latency.py --places 3300          # random-weight model of that size
+    python bench/node_latency.py --places 3300 --preselect 8 --rates 30 --repeats 5
 
 Prints per rate: frames published, estimates received, throughput, dropped
 frames (from the node's diagnostics) and publish-to-estimate latency
-p50/p95/p99 (median over ``--repeats`` runs). A random-weight model costs the
+p50/p95/p99 and the node's peak resident memory (median over ``--repeats``
+runs), with the CPU and Numba target. A random-weight model costs the
 same per frame as a trained one of the same size (the work is the synaptic
 events), which is what this measures.
 """
@@ -52,7 +54,18 @@ def random_model(out: Path, n_places: int, per_module: int = 25) -> Path:
     return out
 
 
-def run_rate(model: Path, rate: float, seconds: float, domain: int) -> dict:
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a running process, from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_rate(model: Path, rate: float, seconds: float, domain: int, params: list[str]) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -64,7 +77,7 @@ def run_rate(model: Path, rate: float, seconds: float, domain: int) -> dict:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vprsnn_ros.nodes.localizer_node", "--ros-args", "--params-file",
-         str(ROOT / "config" / "localize.yaml"), "-p", f"model_path:={model}", "-r", "image:=/bench/image"],
+         str(ROOT / "config" / "localize.yaml"), "-p", f"model_path:={model}", *params, "-r", "image:=/bench/image"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     ready = threading.Event()
 
@@ -120,6 +133,7 @@ def run_rate(model: Path, rate: float, seconds: float, domain: int) -> dict:
     drain = time.perf_counter() + 3.0
     while time.perf_counter() < drain:
         executor.spin_once(timeout_sec=0.05)
+    peak = peak_rss_mb(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(10)
@@ -132,7 +146,8 @@ def run_rate(model: Path, rate: float, seconds: float, domain: int) -> dict:
             "dropped": int(diagnostics.get("frames_dropped", -1)),
             "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
             "p95": float(np.percentile(lat, 95)) if lat.size else float("nan"),
-            "p99": float(np.percentile(lat, 99)) if lat.size else float("nan")}
+            "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+            "peak_rss_mb": peak}
 
 
 def main() -> int:
@@ -142,17 +157,26 @@ def main() -> int:
     ap.add_argument("--rates", type=float, nargs="+", default=[10, 20, 50])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--preselect", type=int, metavar="K",
+                    help="node parameter preselect_k (default: the model's calibrated K)")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from speed import cpu_line  # noqa: PLC0415
+
+    params = [] if args.preselect is None else ["-p", f"preselect_k:={args.preselect}"]
     model = args.model
     if model is None:
         model = random_model(Path(tempfile.mkdtemp(prefix="vprsnn_bench_")) / "model", args.places)
-    print(f"model {model}; {args.seconds:.0f} s per run, medians of {args.repeats} runs")
+    print(cpu_line())
+    print(f"model {model}; preselect_k {args.preselect if args.preselect is not None else 'model'}; "
+          f"{args.seconds:.0f} s per run, medians of {args.repeats} runs")
     for rate in args.rates:
-        runs = [run_rate(model, rate, args.seconds, 60 + r) for r in range(args.repeats)]
+        runs = [run_rate(model, rate, args.seconds, 60 + r, params) for r in range(args.repeats)]
         med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
         print(f"input {rate:5.1f} Hz: published {med['published']:.0f}, estimates {med['estimates']:.0f} "
               f"({med['throughput_hz']:.2f} Hz), dropped {med['dropped']:.0f}, latency ms "
-              f"p50 {med['p50']:.1f} p95 {med['p95']:.1f} p99 {med['p99']:.1f}")
+              f"p50 {med['p50']:.1f} p95 {med['p95']:.1f} p99 {med['p99']:.1f}, "
+              f"node peak RSS {med['peak_rss_mb']:.0f} MB")
     return 0
 
 
