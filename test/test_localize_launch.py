@@ -6,7 +6,9 @@ Run with ``colcon test --packages-select vprsnn_ros`` or
 ``launch_test test/test_localize_launch.py``.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 import unittest
@@ -19,6 +21,12 @@ launch_testing = pytest.importorskip(
                              "this test runs on a full ROS 2 install")
 pytest.importorskip("launch_ros", reason="launch_ros is not installed")
 ament_index = pytest.importorskip("ament_index_python.packages", reason="ament_index_python is not installed")
+try:
+    SHARE = ament_index.get_package_share_directory("vprsnn_ros")
+except ament_index.PackageNotFoundError:
+    pytest.skip("vprsnn_ros is not installed the ROS way (pip install -e skips the ament index): "
+                "build it with colcon and `source install/setup.bash` (README, ROS 2 workspace)",
+                allow_module_level=True)
 
 import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402
@@ -41,7 +49,9 @@ TOPIC = "/launch_test/image"
 
 def _train_small_model() -> Path:
     reference, _ = make_route(N_PLACES, seed=11)
-    out = Path(tempfile.mkdtemp(prefix="vprsnn_launch_test_")) / "model"
+    work = tempfile.mkdtemp(prefix="vprsnn_launch_test_")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the model is not needed afterwards
+    out = Path(work) / "model"
     config = NetworkConfig(n_neurons=30, places_per_module=4, epochs=6, assign_presentations=8)
     train_network(config, [preprocess_batch(reference)], [f"p{k}" for k in range(N_PLACES)], out)
     return out
@@ -51,8 +61,7 @@ def _train_small_model() -> Path:
 @launch_testing.markers.keep_alive
 def generate_test_description():
     model = _train_small_model()
-    launch_file = os.path.join(ament_index.get_package_share_directory("vprsnn_ros"),
-                               "launch", "localize.launch.py")
+    launch_file = os.path.join(SHARE, "launch", "localize.launch.py")
     localize = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(launch_file),
         launch_arguments={"model": str(model), "image_topic": TOPIC, "log_level": "info"}.items())

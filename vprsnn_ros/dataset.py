@@ -85,7 +85,9 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.exists():
-        raise DataError(f"image folder does not exist: {folder}")
+        # A bag path lands here when the bag is missing: name both kinds of source.
+        kind = "bag" if folder.suffix.lower() in (".mcap", ".db3", ".bag") else "image folder"
+        raise DataError(f"{kind} does not exist: {folder}")
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder}")
     images = [
