@@ -8,7 +8,6 @@ debug views are made from the same reads and stored in the model.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import warnings
@@ -214,4 +213,3 @@ def test_thumbnails_are_read_with_the_places_and_stored_checksummed(tmp_path):
                   plain, workers=1)
     assert load_thumbnails(plain) is None
     assert "thumbnails" not in ModelStore(plain).parts()
-    shutil.rmtree(model)

@@ -801,7 +801,7 @@ def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, clien
 # 9: managed (lifecycle) node
 # --------------------------------------------------------------------------
 
-from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
 from vprsnn_ros.debug_view import BANNER, THUMB_SIZE, make_thumbnail, make_thumbnails, thumbnail_panel  # noqa: E402

@@ -139,7 +139,9 @@ class LocalizerNode(LifecycleNode):
         self.localizer: Localizer | None = None
         self.thumbnails: np.ndarray | None = None
         self._image_subs: list = []
-        self._managed: list = []   # publishers, service and timer created at configure
+        self._publishers_: list = []  # lifecycle publishers created at configure
+        self._reload_service = None
+        self._diagnostics_timer = None
         self.pub_scores = None
         self._autostarting = False
         self._busy = threading.Lock()  # held while a frame is processed; cleanup waits for it
@@ -170,15 +172,13 @@ class LocalizerNode(LifecycleNode):
         self.pub_debug = self.create_lifecycle_publisher(Image, "~/debug_image", 1)
         self.pub_scores = (self.create_lifecycle_publisher(Image, "~/scores", 10)
                            if self._get("publish_scores") else None)
-        self._managed = [p for p in (self.pub_place, self.pub_confidence, self.pub_estimate,
+        self._publishers_ = [p for p in (self.pub_place, self.pub_confidence, self.pub_estimate,
                                      self.pub_diagnostics, self.pub_debug, self.pub_scores) if p is not None]
         self._reload_service = self.create_service(Trigger, "~/reload", self._on_reload)
         self._diagnostics_timer = self.create_timer(float(self._get("diagnostics_period")),
                                                     self._publish_diagnostics)
-        self.get_logger().info(
-            f"configured: model {self._model_path} ({localizer.n_places} places, "
-            f"{sum(m.n_modules for m in localizer.members)} modules, {len(localizer.members)} network(s), "
-            f"thumbnails {'yes' if thumbnails is not None else 'no'}), image conversion: {BACKEND}")
+        self.get_logger().info(f"configured: model {self._model_path}, reference thumbnails for "
+                               f"~/debug_image: {'yes' if thumbnails is not None else 'no'}")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -240,22 +240,20 @@ class LocalizerNode(LifecycleNode):
                 self._pending = None
 
     def _release(self) -> None:
+        """Undo configure; waits for a frame in progress (it uses the publishers and the model)."""
         with self._busy:
-            self._release_now()
-
-    def _release_now(self) -> None:
-        for pub in self._managed:
-            self.destroy_lifecycle_publisher(pub)
-        self._managed = []
-        self.pub_scores = None
-        if getattr(self, "_reload_service", None) is not None:
-            self.destroy_service(self._reload_service)
-            self._reload_service = None
-        if getattr(self, "_diagnostics_timer", None) is not None:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = None
-        with self._lock:
-            self.localizer, self.thumbnails = None, None
+            for pub in self._publishers_:
+                self.destroy_lifecycle_publisher(pub)
+            self._publishers_ = []
+            self.pub_scores = None
+            if self._reload_service is not None:
+                self.destroy_service(self._reload_service)
+                self._reload_service = None
+            if self._diagnostics_timer is not None:
+                self.destroy_timer(self._diagnostics_timer)
+                self._diagnostics_timer = None
+            with self._lock:
+                self.localizer, self.thumbnails = None, None
 
     # ------------------------------------------------------------------ model
 
@@ -436,7 +434,6 @@ class LocalizerNode(LifecycleNode):
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else 0.0,
             "input_rate_hz": round(rate, 3),
             "sequence_length": loc.sequence_length,
-            "lifecycle_state": self._state_machine.current_state[1],
         }
         if counts["rejected"] or counts["failed"]:
             status.level = DiagnosticStatus.WARN
