@@ -213,3 +213,15 @@ def test_thumbnails_are_read_with_the_places_and_stored_checksummed(tmp_path):
                   plain, workers=1)
     assert load_thumbnails(plain) is None
     assert "thumbnails" not in ModelStore(plain).parts()
+
+
+def test_mixed_sizes_warning_is_one_plain_line_and_the_command_succeeds(tmp_path):
+    query = jpeg_folder(tmp_path / "query", count=3)
+    assert cv2.imwrite(str(query / "frame_002.jpg"), photo(9, (120, 200)))
+    model = tmp_path / "model"
+    train_network(NetworkConfig(n_neurons=10, places_per_module=3, epochs=1),
+                  [preprocess_batch([photo(k) for k in range(3)])], ["a", "b", "c"], model, workers=1)
+    proc = run_cli(["evaluate", "--model", model, "--query", query, "--report", tmp_path / "rep"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("vprsnn: warning:")]
+    assert len(warned) == 1 and "200x120 in 1" in warned[0] and "--strict" in warned[0], proc.stderr

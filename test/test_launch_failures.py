@@ -71,3 +71,10 @@ def test_evaluate_launch_with_a_missing_model_stops_and_says_why(tmp_path):
     assert "shutting the launch down" in failed[0]
     # The player stopped by the shutdown exits cleanly.
     assert "process has died" not in "\n".join(l for l in out.splitlines() if "bag_player" in l), out
+
+
+def test_localize_launch_with_a_missing_model_stops_and_says_why(tmp_path):
+    out = launch("localize.launch.py", f"model:={tmp_path / 'no_model'}", cwd=tmp_path)
+    failed = [line for line in out.splitlines() if "[vprsnn] localizer" in line and "failed" in line]
+    assert failed, out
+    assert "configure failed" in failed[0] and "no_model" in failed[0], failed[0]
