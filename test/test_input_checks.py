@@ -225,3 +225,15 @@ def test_mixed_sizes_warning_is_one_plain_line_and_the_command_succeeds(tmp_path
     assert proc.returncode == 0, proc.stderr
     warned = [line for line in proc.stderr.splitlines() if line.startswith("vprsnn: warning:")]
     assert len(warned) == 1 and "200x120 in 1" in warned[0] and "--strict" in warned[0], proc.stderr
+
+
+def test_bag_traverses_carry_thumbnails_too(tmp_path):
+    from vprsnn_ros.bags import write_bag_from_folder
+
+    folder = jpeg_folder(tmp_path / "frames", count=3)
+    bag = write_bag_from_folder(folder, tmp_path / "bag", rate_hz=10.0)
+    trav = load_traverse(bag, (28, 28), 7)
+    expected = np.stack([make_thumbnail(read_image(p)) for p in sorted(folder.glob("*.jpg"))])
+    assert trav.thumbnails is not None and trav.thumbnails.shape == expected.shape
+    # The bag stores the decoded frames losslessly, so the thumbnails are the folder's.
+    assert np.array_equal(trav.thumbnails, expected)
