@@ -13,7 +13,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from vprsnn_ros.launch_support import stop_launch_on_exit
+from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 
 def generate_launch_description() -> LaunchDescription:

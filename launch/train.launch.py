@@ -11,7 +11,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vprsnn_ros.launch_support import stop_launch_on_exit
+from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 
 def generate_launch_description() -> LaunchDescription:
