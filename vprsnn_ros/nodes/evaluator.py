@@ -25,7 +25,7 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
@@ -70,8 +70,13 @@ class Evaluator(Node):
         # Deep queues: nothing the localizer answers may be lost on the way to the report.
         deep = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1000)
         self.image_sub = self.create_subscription(Image, "image", self._on_image, deep)
+        # Transient local, like the localizer's ~/scores: scores answered before the localizer's
+        # writer matched this reader are still delivered.
         self.scores_sub = self.create_subscription(Image, self.get_parameter("scores_topic").value,
-                                                   self._on_scores, deep)
+                                                   self._on_scores, QoSProfile(
+                                                       reliability=ReliabilityPolicy.RELIABLE,
+                                                       history=HistoryPolicy.KEEP_LAST, depth=1000,
+                                                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.create_subscription(Int32, self.get_parameter("done_topic").value, self._on_done, LATCHED)
         # Tells the player that nothing it publishes from now on can be missed here.
         self.ready_pub = self.create_publisher(Int32, "~/ready", LATCHED)

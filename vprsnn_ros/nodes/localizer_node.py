@@ -35,7 +35,7 @@ from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32, Int32
 from std_srvs.srv import Trigger
@@ -114,6 +114,8 @@ LOCALIZER_SETTINGS = {
     "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
 }
 
+SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 
@@ -170,7 +172,10 @@ class LocalizerNode(LifecycleNode):
         self.pub_estimate = self.create_lifecycle_publisher(PoseWithCovarianceStamped, "~/estimate", 10)
         self.pub_diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_debug = self.create_lifecycle_publisher(Image, "~/debug_image", 1)
-        self.pub_scores = (self.create_lifecycle_publisher(Image, "~/scores", 10)
+        # Transient local: a replay evaluator whose subscription the writer has not matched yet
+        # when the first frames are answered still gets their scores (DDS discovery is not
+        # symmetric in time).
+        self.pub_scores = (self.create_lifecycle_publisher(Image, "~/scores", SCORES_QOS)
                            if self._get("publish_scores") else None)
         self._publishers_ = [p for p in (self.pub_place, self.pub_confidence, self.pub_estimate,
                                      self.pub_diagnostics, self.pub_debug, self.pub_scores) if p is not None]
@@ -188,13 +193,15 @@ class LocalizerNode(LifecycleNode):
         with self._lock:
             # A stream that stopped is not continued: the sequence history starts afresh.
             self.localizer.reset()
+        # Publishers first: a frame that arrives as soon as we subscribe must not be answered
+        # through a still disabled publisher.
+        result = super().on_activate(state)  # enables the lifecycle publishers
         self._image_subs = [self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)]
         if self._get("use_compressed"):
             # image_transport convention: "<image topic>/compressed", following any remap of "image".
             compressed_topic = self.resolve_topic_name("image") + "/compressed"
             self._image_subs.append(self.create_subscription(
                 CompressedImage, compressed_topic, lambda m: self._on_frame(m, True), qos))
-        result = super().on_activate(state)  # enables the lifecycle publishers
         self.get_logger().info(
             f"ready: model {self._model_path} ({self.localizer.n_places} places, "
             f"{sum(m.n_modules for m in self.localizer.members)} modules, "
