@@ -38,7 +38,7 @@ def test_strip_lists_the_worst_matches_first_beside_their_thumbnails(tmp_path, w
     path = write_worst_matches(tmp_path, list(query), stamps, scored, str(model), max_score=20.0, count=3)
     assert path == tmp_path / "worst_matches.png"
     strip = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    scale = 2
+    scale = 3
     view_h = BANNER + THUMB_SIZE[1] * scale
     assert strip.shape == (3 * view_h + 2 * 2, 2 * THUMB_SIZE[0] * scale, 3)
     # Largest error first (frames 5 and 2, off by 3; frame 5 is more confident), then the most

@@ -95,9 +95,11 @@ def match_view(query: np.ndarray, thumbnail: np.ndarray | None, place_id: int, c
     text = f"place {place_id}  conf {confidence:.3f}" if place_id >= 0 else "no place yet"
     if label:
         text = f"{label}  {text}"
-    # Green when the text reports a place, orange otherwise.
+    # Green when the text reports a place, orange otherwise; smaller type when it would not fit.
     colour = (80, 220, 80) if place_id >= 0 else (0, 160, 255)
-    cv2.putText(banner, text, (6, BANNER - 7), _FONT, 0.5, colour, 1, cv2.LINE_AA)
+    (text_width, _), _ = cv2.getTextSize(text, _FONT, 0.5, 1)
+    font_scale = min(0.5, 0.5 * (2 * width - 12) / max(text_width, 1))
+    cv2.putText(banner, text, (6, BANNER - 7), _FONT, font_scale, colour, 1, cv2.LINE_AA)
     return np.vstack([banner, np.hstack([left, right])])
 
 

@@ -192,7 +192,7 @@ def write_worst_matches(out: Path, images, stamps: list[int], scored: dict, mode
     rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
     thumbnails = load_thumbnails(model)  # None for models trained without them
     views = [match_view(images[k], thumbnails[best] if thumbnails is not None else None, best, conf,
-                        scale=2, label=f"frame {k} (true place {k}, off by {error})")
+                        label=f"frame {k} (true {k})")
              for error, conf, k, best in rows[:count]]
     ok, png = cv2.imencode(".png", matches_strip(views))
     if not ok:
