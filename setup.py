@@ -30,6 +30,7 @@ setup(
         "ros": [
             "ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-std-msgs", "ros-sensor-msgs",
             "ros-geometry-msgs", "ros-diagnostic-msgs", "ros-std-srvs", "ros-nav-msgs",
+            "ros-lifecycle-msgs",
         ],
         "test": ["pytest>=8,<9"],
     },

@@ -4,12 +4,12 @@
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 IMAGE_TOPIC = "/vprsnn_replay/image"
 
@@ -42,6 +42,8 @@ def generate_launch_description() -> LaunchDescription:
                      "rate_factor": ParameterValue(arg("rate_factor"), value_type=float),
                      "min_subscribers": 2, "start_signal": "/vprsnn_evaluator/ready"}],
         remappings=[("image", IMAGE_TOPIC)])
-    # The report is written when the evaluator exits; then everything stops.
-    done = RegisterEventHandler(OnProcessExit(target_action=evaluator, on_exit=[EmitEvent(event=Shutdown())]))
-    return LaunchDescription(args + [localizer, evaluator, player, done])
+    # The report is written when the evaluator exits; then everything stops. Any of the three
+    # failing (e.g. a missing model or bag) stops the launch at once with a line saying why.
+    handlers = (stop_launch_on_exit(localizer) + stop_launch_on_exit(player)
+                + stop_launch_on_exit(evaluator, also_on_success=True))
+    return LaunchDescription(args + [localizer, evaluator, player] + handlers)

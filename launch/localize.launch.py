@@ -1,6 +1,7 @@
 """Start the vprsnn localizer on a camera topic.
 
     ros2 launch vprsnn_ros localize.launch.py image_topic:=/camera/image_raw model:=/path/to/model
+    ros2 launch vprsnn_ros localize.launch.py autostart:=false   # then: ros2 lifecycle set /vprsnn_localizer configure
 """
 
 import os
@@ -11,6 +12,8 @@ from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -23,6 +26,9 @@ def generate_launch_description() -> LaunchDescription:
                               description="sensor_msgs/Image topic to localize"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "localize.yaml"),
                               description="parameters of the localizer node"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="configure and activate at start-up; false: a lifecycle "
+                                          "manager (or `ros2 lifecycle set`) drives ~/change_state"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level"),
@@ -37,9 +43,11 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("params_file"),
             # Given after the file, so that the launch arguments win.
             {"model_path": LaunchConfiguration("model"),
+             "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
              "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
         ],
         remappings=[("image", LaunchConfiguration("image_topic"))],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     )
-    return LaunchDescription(args + [localizer])
+    # With autostart an unusable model makes the node exit 2: the launch stops and says why.
+    return LaunchDescription(args + [localizer] + stop_launch_on_exit(localizer))

@@ -7,11 +7,11 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -22,6 +22,5 @@ def generate_launch_description() -> LaunchDescription:
     trainer = Node(package="vprsnn_ros", executable="trainer", name="vprsnn_trainer", output="screen",
                    parameters=[LaunchConfiguration("params_file")],
                    arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")])
-    # The launch ends with the training.
-    done = RegisterEventHandler(OnProcessExit(target_action=trainer, on_exit=[EmitEvent(event=Shutdown())]))
-    return LaunchDescription([params, log_level, trainer, done])
+    # The launch ends with the training; a failed training says why (e.g. a missing reference).
+    return LaunchDescription([params, log_level, trainer] + stop_launch_on_exit(trainer, also_on_success=True))

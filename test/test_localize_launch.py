@@ -1,12 +1,17 @@
 """launch_testing: ``localize.launch.py`` with a small model publishes place ids.
 
+With ``autostart:=false`` the managed node publishes nothing until this test configures
+and activates it through ``~/change_state``.
+
 Needs a full ROS 2 install (launch, launch_ros, launch_testing, the package
 installed with colcon so that ``ros2 launch`` finds it); skipped elsewhere.
 Run with ``colcon test --packages-select vprsnn_ros`` or
 ``launch_test test/test_localize_launch.py``.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 import unittest
@@ -19,6 +24,12 @@ launch_testing = pytest.importorskip(
                              "this test runs on a full ROS 2 install")
 pytest.importorskip("launch_ros", reason="launch_ros is not installed")
 ament_index = pytest.importorskip("ament_index_python.packages", reason="ament_index_python is not installed")
+try:
+    SHARE = ament_index.get_package_share_directory("vprsnn_ros")
+except ament_index.PackageNotFoundError:
+    pytest.skip("vprsnn_ros is not installed the ROS way (pip install -e skips the ament index): "
+                "build it with colcon and `source install/setup.bash` (README, ROS 2 workspace)",
+                allow_module_level=True)
 
 import launch  # noqa: E402
 import launch_testing.actions  # noqa: E402
@@ -26,6 +37,8 @@ import launch_testing.asserts  # noqa: E402
 import launch_testing.markers  # noqa: E402
 import rclpy  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Int32  # noqa: E402
@@ -41,7 +54,9 @@ TOPIC = "/launch_test/image"
 
 def _train_small_model() -> Path:
     reference, _ = make_route(N_PLACES, seed=11)
-    out = Path(tempfile.mkdtemp(prefix="vprsnn_launch_test_")) / "model"
+    work = tempfile.mkdtemp(prefix="vprsnn_launch_test_")
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the model is not needed afterwards
+    out = Path(work) / "model"
     config = NetworkConfig(n_neurons=30, places_per_module=4, epochs=6, assign_presentations=8)
     train_network(config, [preprocess_batch(reference)], [f"p{k}" for k in range(N_PLACES)], out)
     return out
@@ -49,13 +64,14 @@ def _train_small_model() -> Path:
 
 @pytest.mark.launch_test
 @launch_testing.markers.keep_alive
-def generate_test_description():
+@launch_testing.parametrize("autostart", ["true", "false"])
+def generate_test_description(autostart):
     model = _train_small_model()
-    launch_file = os.path.join(ament_index.get_package_share_directory("vprsnn_ros"),
-                               "launch", "localize.launch.py")
+    launch_file = os.path.join(SHARE, "launch", "localize.launch.py")
     localize = launch.actions.IncludeLaunchDescription(
         PythonLaunchDescriptionSource(launch_file),
-        launch_arguments={"model": str(model), "image_topic": TOPIC, "log_level": "info"}.items())
+        launch_arguments={"model": str(model), "image_topic": TOPIC, "log_level": "info",
+                          "autostart": autostart}.items())
     return launch.LaunchDescription([localize, launch_testing.actions.ReadyToTest()]), {"model": model}
 
 
@@ -71,14 +87,17 @@ class TestPlaceIdsArrive(unittest.TestCase):
         cls.node.destroy_node()
         rclpy.shutdown()
 
-    def test_place_ids_arrive(self, proc_output):
-        proc_output.assertWaitFor("ready:", timeout=120)
-        received = []
-        self.node.create_subscription(Int32, "/vprsnn_localizer/place_id",
-                                      lambda m: received.append(m.data), 10)
-        pub = self.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
+    def _call(self, client, request):
+        self.assertTrue(client.wait_for_service(timeout_sec=60), client.srv_name)
+        future = client.call_async(request)
+        rclpy.spin_until_future_complete(self.node, future, timeout_sec=120)
+        self.assertTrue(future.done(), f"no answer from {client.srv_name}")
+        return future.result()
+
+    def _publish_frames(self, pub, received, seconds):
+        """Publish query frames for ``seconds`` or until N_PLACES place ids arrived."""
         _, query = make_route(N_PLACES, seed=11)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + seconds
         k = 0
         while len(received) < N_PLACES and time.monotonic() < deadline:
             frame = query[k % N_PLACES]
@@ -90,6 +109,24 @@ class TestPlaceIdsArrive(unittest.TestCase):
             end = time.monotonic() + 0.5
             while time.monotonic() < end:
                 rclpy.spin_once(self.node, timeout_sec=0.05)
+
+    def test_place_ids_arrive(self, proc_output, autostart):
+        received = []
+        self.node.create_subscription(Int32, "/vprsnn_localizer/place_id",
+                                      lambda m: received.append(m.data), 10)
+        pub = self.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
+        if autostart == "false":
+            proc_output.assertWaitFor("waiting for ~/change_state", timeout=120)
+            get_state = self.node.create_client(GetState, "/vprsnn_localizer/get_state")
+            change = self.node.create_client(ChangeState, "/vprsnn_localizer/change_state")
+            self.assertEqual(self._call(get_state, GetState.Request()).current_state.label, "unconfigured")
+            self._publish_frames(pub, received, seconds=3)
+            self.assertEqual(received, [], "an unconfigured node published place ids")
+            for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+                answer = self._call(change, ChangeState.Request(transition=Transition(id=transition)))
+                self.assertTrue(answer.success, f"transition {transition} failed")
+        proc_output.assertWaitFor("ready:", timeout=120)
+        self._publish_frames(pub, received, seconds=60)
         self.assertGreaterEqual(len(received), N_PLACES, "place ids did not arrive")
         self.assertTrue(all(-1 <= p < N_PLACES for p in received), received)
 

@@ -795,3 +795,204 @@ def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, clien
         assert msg.encoding == "32FC1" and msg.height == 1 and msg.width == N_PLACES
         values = np.frombuffer(bytes(msg.data), dtype=np.float32)
         assert int(np.argmax(values)) == client.place_ids[k]
+
+
+# --------------------------------------------------------------------------
+# 9: managed (lifecycle) node
+# --------------------------------------------------------------------------
+
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+
+from vprsnn_ros.debug_view import BANNER, THUMB_SIZE, make_thumbnail, make_thumbnails, thumbnail_panel  # noqa: E402
+
+QUIET_WINDOW = 3.0  # seconds in which an inactive node must publish nothing
+
+
+class LifecycleClient:
+    """~/change_state and ~/get_state of the node, called over DDS from the test."""
+
+    def __init__(self, client: RosClient):
+        self.client = client
+        self.change = client.node.create_client(ChangeState, f"/{NODE}/change_state")
+        self.get = client.node.create_client(GetState, f"/{NODE}/get_state")
+
+    def state(self) -> str:
+        return self.client.call(self.get, GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        return bool(self.client.call(self.change, request, timeout=READY_TIMEOUT).success)
+
+
+def start_unconfigured(start_node, domain: int, model) -> NodeProcess:
+    node = start_node(domain, model, {"reliable": "true", "autostart": "false", "diagnostics_period": "0.25"})
+    if node.wait_for_line("waiting for ~/change_state", READY_TIMEOUT) is None:
+        pytest.fail(f"node did not come up unconfigured; output:\n{node.output()}")
+    return node
+
+
+def lines_with(node: NodeProcess, needle: str, count: int, timeout: float = 10.0) -> int:
+    """Number of output lines containing ``needle``, waiting up to ``timeout`` for ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sum(needle in line for line in list(node.lines))
+        if found >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def quiet(client: RosClient, window: float = QUIET_WINDOW) -> bool:
+    """Spin for ``window`` seconds; True when nothing came on the node's outputs."""
+    before = (len(client.estimates), len(client.place_ids), len(client.confidences), len(client.diagnostics))
+    client.spin_until(lambda: False, window)
+    return before == (len(client.estimates), len(client.place_ids), len(client.confidences),
+                      len(client.diagnostics))
+
+
+def test_lifecycle_transitions_over_dds(start_node, client_factory, route, model16):
+    """autostart:=false: nothing published until configure + activate; deactivate keeps the model;
+    cleanup frees it; every transition is a ~/change_state call from this process."""
+    reference, _ = route
+    domain = DOMAIN_BASE + 9
+    node = start_unconfigured(start_node, domain, model16)
+    client = client_factory(domain)
+    life = LifecycleClient(client)
+    pub = client.node.create_publisher(Image, IMAGE_TOPIC, reliable_qos())
+    assert life.state() == "unconfigured"
+    assert "loaded" not in node.output(), "the model was loaded before configure"
+    pub.publish(array_image(reference[0], "bgr8", (1, 0)))
+    assert quiet(client), "an unconfigured node published"
+    assert pub.get_subscription_count() == 0, "an unconfigured node subscribes to the images"
+
+    assert life.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    assert life.state() == "inactive"
+    assert lines_with(node, "kernels warm", 1) == 1, node.output()
+    pub.publish(array_image(reference[0], "bgr8", (2, 0)))
+    assert quiet(client), "an inactive node published"
+    assert pub.get_subscription_count() == 0, "an inactive node subscribes to the images"
+
+    assert life.transition(Transition.TRANSITION_ACTIVATE), node.output()
+    assert life.state() == "active"
+    client.wait_connected(node, [pub])
+    est = client.send_and_wait_estimate(pub, array_image(reference[3], "bgr8", (3, 0)), match_stamp=True)
+    assert est is not None, f"no estimate once active; output:\n{node.output()}"
+
+    assert life.transition(Transition.TRANSITION_DEACTIVATE), node.output()
+    assert life.state() == "inactive"
+    assert client.spin_until(lambda: pub.get_subscription_count() == 0, 10.0), "still subscribed"
+    pub.publish(array_image(reference[4], "bgr8", (4, 0)))
+    assert quiet(client), "a deactivated node published"
+
+    # Re-activating needs no new load: the model was kept.
+    assert life.transition(Transition.TRANSITION_ACTIVATE), node.output()
+    assert client.spin_until(lambda: pub.get_subscription_count() >= 1, 10.0)
+    est = client.send_and_wait_estimate(pub, array_image(reference[5], "bgr8", (5, 0)), match_stamp=True)
+    assert est is not None, f"no estimate after re-activation; output:\n{node.output()}"
+    assert lines_with(node, "kernels warm", 2, timeout=1.0) == 1, node.output()
+
+    assert life.transition(Transition.TRANSITION_DEACTIVATE)
+    assert life.transition(Transition.TRANSITION_CLEANUP), node.output()
+    assert life.state() == "unconfigured"
+    assert node.wait_for_line("model released", 5.0) is not None, node.output()
+    # An invalid transition is refused and changes nothing.
+    assert not life.transition(Transition.TRANSITION_ACTIVATE)
+    assert life.state() == "unconfigured"
+    # Configure again loads the model again.
+    assert life.transition(Transition.TRANSITION_CONFIGURE)
+    assert lines_with(node, "kernels warm", 2) == 2, node.output()
+    code, _ = node.stop()
+    assert code == 0, node.output()
+    assert "Traceback" not in node.output(), node.output()
+
+
+def test_bad_model_at_configure_leaves_node_unconfigured_and_alive(start_node, client_factory, route,
+                                                                    model16, tmp_path):
+    reference, _ = route
+    domain = DOMAIN_BASE + 10
+    missing = tmp_path / "no_such_model"
+    node = start_unconfigured(start_node, domain, missing)
+    client = client_factory(domain)
+    life = LifecycleClient(client)
+    assert life.transition(Transition.TRANSITION_CONFIGURE) is False
+    assert life.state() == "unconfigured"
+    assert node.alive(), node.output()
+    lines_with(node, "configure failed", 1)
+    errors = [line for line in node.lines if "error" in line.lower()]
+    print(f"\nerror lines: {errors}")
+    assert len(errors) == 1 and "configure failed" in errors[0] and str(missing) in errors[0], node.output()
+    assert "stays unconfigured" in errors[0]
+    # Fixed model_path: the same node configures and works.
+    assert client.set_string_param("model_path", str(model16)).successful
+    assert life.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    assert life.transition(Transition.TRANSITION_ACTIVATE), node.output()
+    pub = client.node.create_publisher(Image, IMAGE_TOPIC, reliable_qos())
+    client.wait_connected(node, [pub])
+    assert client.send_and_wait_estimate(pub, array_image(reference[2], "bgr8", (2, 0))) is not None
+    code, _ = node.stop()
+    assert code == 0, node.output()
+
+
+@pytest.fixture(scope="module")
+def model16_thumbs(route, tmp_path_factory) -> Path:
+    reference, _ = route
+    out = tmp_path_factory.mktemp("node_models") / "m16t"
+    train_network(CONFIG, [preprocess_batch(reference)], [f"p{k:02d}" for k in range(N_PLACES)],
+                  out, workers=1, thumbnails=make_thumbnails(reference))
+    return out
+
+
+def test_autostart_is_active_and_debug_image_shows_the_frame_beside_its_thumbnail(
+        start_node, client_factory, route, model16_thumbs):
+    import cv2
+
+    reference, _ = route
+    domain = DOMAIN_BASE + 11
+    node = start_node(domain, model16_thumbs, {"reliable": "true"})
+    client = client_factory(domain)
+    life = LifecycleClient(client)
+    views: list[Image] = []
+    debug_sub = client.node.create_subscription(Image, f"/{NODE}/debug_image", views.append, reliable_qos())
+    node.wait_ready()
+    assert life.state() == "active"  # autostart (the default)
+    pub = client.node.create_publisher(Image, IMAGE_TOPIC, reliable_qos())
+    client.wait_connected(node, [pub])
+    assert client.spin_until(lambda: debug_sub.get_publisher_count() >= 1, 10.0)
+    # The node publishes the view only once it has seen our subscription: frames until one comes.
+    sent = 0
+    while not views and sent < 10:
+        assert client.send_and_wait_estimate(pub, array_image(reference[0], "bgr8", (0, sent))) is not None
+        sent += 1
+        client.spin_until(lambda: bool(views), 3.0)
+    assert views, f"no debug image with a subscriber; output:\n{node.output()}"
+
+    # A frame the model recognises as its own place. With sequence_length 1 the answer depends on
+    # the image and the frame's index in the stream only, so the offline localizer predicts it.
+    def offline(k: int) -> int:
+        loc = Localizer(model16_thumbs)
+        loc.frames = sent
+        return loc.localize(reference[k]).place_id
+
+    k = next(k for k in range(1, N_PLACES) if offline(k) == k)
+    views.clear()
+    est = client.send_and_wait_estimate(pub, array_image(reference[k], "bgr8", (k, 5)), match_stamp=True)
+    assert est is not None, node.output()
+    assert int(round(est.pose.pose.position.x)) == k
+    assert client.spin_until(lambda: len(views) >= 1, FRAME_TIMEOUT), f"no debug image; {node.output()}"
+    msg = views[-1]
+    assert msg.encoding == "bgr8" and (msg.header.stamp.sec, msg.header.stamp.nanosec) == (k, 5)
+    view = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+    scale = (msg.height - BANNER) // THUMB_SIZE[1]
+    panel_w = THUMB_SIZE[0] * scale
+    assert view.shape == (BANNER + THUMB_SIZE[1] * scale, 2 * panel_w, 3)
+    right = view[BANNER:, panel_w:]
+    assert np.array_equal(right, thumbnail_panel(make_thumbnail(reference[k]), scale)), \
+        "the right panel is not the frame's own thumbnail"
+    other = (k + 1) % N_PLACES
+    assert not np.array_equal(right, thumbnail_panel(make_thumbnail(reference[other]), scale))
+    left = view[BANNER:, :panel_w].astype(int)
+    expected_left = cv2.resize(reference[k], (panel_w, THUMB_SIZE[1] * scale), interpolation=cv2.INTER_AREA)
+    assert np.abs(left - expected_left).max() <= 1, "the left panel is not the query frame"
+    assert view[:BANNER].any(), "no text in the banner"
+    code, _ = node.stop()
+    assert code == 0, node.output()

@@ -45,8 +45,17 @@ def ref_to_uint8(z: np.ndarray) -> np.ndarray:
 
 
 def ref_gray(image: np.ndarray, size=(28, 28)) -> np.ndarray:
+    """Gray, then resize (this package's order; the reference code resizes first)."""
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if image.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(image, code)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+def reference_order_gray(image: np.ndarray, size=(28, 28)) -> np.ndarray:
+    """The reference code's order: resize the colour frame, then convert to gray."""
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     if resized.ndim == 3:
         code = cv2.COLOR_BGR2GRAY if resized.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
@@ -175,11 +184,11 @@ def test_colour_layouts_equal_converting_first():
     rng = np.random.default_rng(3)
     bgr = rng.integers(0, 256, size=(32, 64, 3), dtype=np.uint8)
     bgra = np.dstack([bgr, rng.integers(0, 256, size=(32, 64), dtype=np.uint8)])
-    # Resize happens before the colour conversion, so compare with that order.
-    gray_of_bgr = cv2.cvtColor(cv2.resize(bgr, (28, 28), interpolation=cv2.INTER_LINEAR),
-                               cv2.COLOR_BGR2GRAY)
-    gray_of_bgra = cv2.cvtColor(cv2.resize(bgra, (28, 28), interpolation=cv2.INTER_LINEAR),
-                                cv2.COLOR_BGRA2GRAY)
+    # The colour conversion happens before the resize, so compare with that order.
+    gray_of_bgr = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (28, 28),
+                             interpolation=cv2.INTER_LINEAR)
+    gray_of_bgra = cv2.resize(cv2.cvtColor(bgra, cv2.COLOR_BGRA2GRAY), (28, 28),
+                              interpolation=cv2.INTER_LINEAR)
     assert np.array_equal(preprocess(bgr), to_uint8(patch_normalise(gray_of_bgr)))
     assert np.array_equal(preprocess(bgra), to_uint8(patch_normalise(gray_of_bgra)))
     # Alpha is ignored: BGRA gives the same as its BGR part.
@@ -194,6 +203,33 @@ def test_colour_layouts_equal_converting_first():
 def test_rgb_with_equal_channels_equals_gray():
     gray = np.random.default_rng(4).integers(0, 256, size=(32, 64), dtype=np.uint8)
     assert np.array_equal(preprocess(np.dstack([gray] * 3)), preprocess(gray))
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (300, 500), (31, 17)])
+def test_colour_and_its_grayscale_version_give_equal_pixels(shape):
+    """Issue 10: the same picture in colour and as grayscale (same weights) gives the same input."""
+    rng = np.random.default_rng(shape[0])
+    # A smooth colour picture with texture, like a photo (independent noise per channel would
+    # be the easy case for either order).
+    base = cv2.GaussianBlur(rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8), (0, 0), 2.0)
+    colour = cv2.add(base, rng.integers(0, 40, size=(*shape, 3), dtype=np.uint8))
+    grayscale = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(preprocess(colour), preprocess(grayscale))
+    assert np.array_equal(preprocess(cv2.cvtColor(colour, cv2.COLOR_BGR2BGRA)), preprocess(grayscale))
+    # The reference's order (resize first) does not have this property: the check above can fail.
+    old_colour = to_uint8(patch_normalise(reference_order_gray(colour)))
+    old_gray = to_uint8(patch_normalise(reference_order_gray(grayscale)))
+    assert not np.array_equal(old_colour, old_gray)
+
+
+def test_equal_channel_frames_give_the_reference_order_pixels():
+    """For R = G = B frames (Nordland) converting first changes nothing: identical to the reference order."""
+    rng = np.random.default_rng(12)
+    for shape in ((480, 640), (360, 640), (50, 70)):
+        gray = cv2.GaussianBlur(rng.integers(0, 256, size=shape, dtype=np.uint8), (0, 0), 1.5)
+        bgr = np.dstack([gray] * 3)
+        assert np.array_equal(ref_gray(bgr), reference_order_gray(bgr))
+        assert np.array_equal(preprocess(bgr), to_uint8(patch_normalise(reference_order_gray(bgr))))
 
 
 def test_non_contiguous_input():
@@ -311,6 +347,10 @@ def test_real_nordland_frame():
     assert image is not None, f"cannot read {path}"
     for patch in (3, 7):
         assert_matches_reference(image, patch=patch)
+    # Nordland frames have R = G = B, so the conversion order makes no difference (README, Fidelity).
+    if image.ndim == 3:
+        assert np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 1], image[:, :, 2])
+    assert np.array_equal(preprocess(image), to_uint8(patch_normalise(reference_order_gray(image))))
 
 
 def test_exact_rational_z_lands_on_floor_step():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
@@ -52,6 +53,7 @@ def _add_place_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every-metres", type=float, metavar="D",
                    help="bags with an Odometry or NavSatFix topic: one place every D metres (places keep their pose)")
     p.add_argument("--pose-topic", help="bags: the Odometry or NavSatFix topic (default: the only one)")
+    p.add_argument("--strict", action="store_true", help="images of different sizes are an error, not a warning")
 
 
 def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch: int, desc: str):
@@ -61,7 +63,7 @@ def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patc
     return load_traverse(source, size, patch, list_csv=args.list, exclude_csv=args.exclude,
                          every=args.every, every_seconds=args.every_seconds,
                          every_metres=args.every_metres, limit=args.limit, topic=args.topic,
-                         pose_topic=args.pose_topic, desc=desc)
+                         pose_topic=args.pose_topic, desc=desc, strict=args.strict)
 
 
 # --------------------------------------------------------------------------
@@ -114,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       calibration_places=args.calibration_places, calibration_query=cal_query,
                       epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
                       progress=_progress_bar(f"train seed {args.seed + k}"),
-                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
+                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
+                      thumbnails=traverses[0].thumbnails)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
         print(_calibration_summary(member_out), flush=True)
@@ -145,7 +148,7 @@ def _calibration_summary(model_dir: Path) -> str:
 # --------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .dataset import read_ground_truth_csv
+    from .dataset import check_correspondence, read_ground_truth_csv
     from .ensemble import load_model
     from .evaluation import evaluate, format_report, write_report
 
@@ -168,9 +171,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not members[0].place_names:
             raise DataError(f"model {args.model} stores no place names; --ground-truth needs them")
         gt = read_ground_truth_csv(args.ground_truth, queries.names, members[0].place_names)
-    elif len(queries) != members[0].n_places:
-        raise DataError(f"the model has {members[0].n_places} places but {args.query} gives "
-                        f"{len(queries)}; give --ground-truth CSV or the same --exclude/--every/--limit")
+    else:
+        check_correspondence(members[0].n_places, len(queries), args.query)
     pixels = queries.pixels
     bar = _progress_bar("evaluate", unit="query")
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
@@ -359,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Warnings about the input (e.g. mixed image sizes) as one plain line each.
+    warnings.formatwarning = lambda message, *_args, **_kw: f"vprsnn: warning: {message}\n"
     try:
         return args.func(args)
     except VprsnnError as exc:

@@ -9,6 +9,10 @@ ground-truth CSV (``query,reference``) says otherwise.
 from __future__ import annotations
 
 import csv
+import struct
+import warnings
+import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from vprsnn_ros.debug_view import THUMB_SIZE, make_thumbnail
 from vprsnn_ros.errors import DataError
 from vprsnn_ros.preprocess import _check_patch, _check_size, preprocess
 
@@ -29,12 +34,20 @@ __all__ = [
     "read_exclude_csv",
     "read_ground_truth_csv",
     "load_images",
+    "read_places",
+    "check_sizes",
     "check_correspondence",
+    "ImageSizeWarning",
 ]
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 
 _TRUE = {"1", "true", "yes", "y"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageSizeWarning(UserWarning):
+    """The images of one traverse differ in size (each is stretched to the network's input)."""
 _FALSE = {"0", "false", "no", "n", ""}
 
 
@@ -72,7 +85,9 @@ def list_images(folder: str | Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.exists():
-        raise DataError(f"image folder does not exist: {folder}")
+        # A bag path lands here when the bag is missing: name both kinds of source.
+        kind = "bag" if folder.suffix.lower() in (".mcap", ".db3", ".bag") else "image folder"
+        raise DataError(f"{kind} does not exist: {folder}")
     if not folder.is_dir():
         raise DataError(f"not a folder: {folder}")
     images = [
@@ -83,16 +98,70 @@ def list_images(folder: str | Path) -> list[Path]:
         and entry.is_file()
     ]
     if not images:
-        raise DataError(f"no images in {folder}")
+        raise DataError(f"no images in {folder}{_subfolder_hint(folder)}")
     return sorted(images, key=lambda entry: entry.name)
 
 
+def _subfolder_hint(folder: Path) -> str:
+    """'; its subfolders a/, b/ hold images: ...' when a dataset's parent folder was given."""
+    with_images = sorted(
+        entry.name for entry in folder.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".")
+        and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in entry.iterdir() if f.is_file()))
+    if not with_images:
+        return ""
+    shown = ", ".join(f"{name}/" for name in with_images[:6]) + (", ..." if len(with_images) > 6 else "")
+    return (f"; its subfolders {shown} hold images: give one of them "
+            f"(e.g. {folder / with_images[0]})")
+
+
+def _damage(data: bytes) -> str | None:
+    """Why a JPEG or PNG file is truncated or corrupt, or None when its structure is whole.
+
+    Decoders accept a truncated JPEG with only a warning on stderr and return a
+    partly grey image, so the structure is checked before decoding: a JPEG must
+    end its last scan with the EOI marker; every PNG chunk must be complete with
+    a matching CRC, up to IEND.
+    """
+    if data[:2] == b"\xff\xd8":
+        # Entropy-coded data escapes 0xFF, so an EOI after the last SOS can only be the real end.
+        if data.rfind(b"\xff\xd9") <= data.rfind(b"\xff\xda"):
+            return "truncated JPEG (no end-of-image marker after the last scan)"
+        return None
+    if data[:8] == _PNG_SIGNATURE:
+        pos = 8
+        while pos + 12 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            end = pos + 12 + length
+            if end > len(data):
+                return f"truncated PNG (chunk {kind.decode('latin-1')!r} is cut off)"
+            (crc,) = struct.unpack(">I", data[end - 4:end])
+            if zlib.crc32(data[pos + 4:end - 4]) != crc:
+                return f"corrupt PNG (CRC mismatch in chunk {kind.decode('latin-1')!r})"
+            if kind == b"IEND":
+                return None
+            pos = end
+        return "truncated PNG (no IEND chunk)"
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """``cv2.imread(path, IMREAD_UNCHANGED)``: BGR / BGRA / gray, uint8 or uint16."""
+    """An image file as ``cv2.IMREAD_UNCHANGED`` decodes it: BGR / BGRA / gray, uint8 or uint16.
+
+    A truncated or corrupt file is a DataError naming it (JPEG and PNG are
+    checked structurally, since decoders silently accept truncated JPEGs).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"cannot read image {path}: no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error.strerror or error}") from None
+    damage = _damage(data)
+    if damage:
+        raise DataError(f"cannot read image {path}: {damage}")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if image is None or image.size == 0:
         raise DataError(
             f"cannot read image {path}: corrupt, truncated or not a supported image format"
@@ -247,30 +316,86 @@ def read_ground_truth_csv(
     return matches
 
 
+def check_sizes(shapes: Sequence[tuple[int, ...]], names: Sequence[str], source: str | Path,
+                strict: bool = False) -> None:
+    """Warn (ImageSizeWarning) or, with ``strict``, raise when frames of one traverse differ in size.
+
+    Every frame is stretched to the network's input size, so frames of other
+    sizes or aspect ratios are distorted differently from the rest.
+    """
+    sizes = Counter((int(shape[1]), int(shape[0])) for shape in shapes)
+    if len(sizes) <= 1:
+        return
+    common, _ = sizes.most_common(1)[0]
+    odd = next(name for name, shape in zip(names, shapes) if (shape[1], shape[0]) != common)
+    listing = ", ".join(f"{w}x{h} in {n}" for (w, h), n in sizes.most_common(4))
+    more = f" and {len(sizes) - 4} more sizes" if len(sizes) > 4 else ""
+    message = (f"images in {source} differ in size ({listing}{more}; e.g. {odd}); each is stretched "
+               f"to the network's input size")
+    if strict:
+        raise DataError(message)
+    warnings.warn(message + " (--strict makes this an error)", ImageSizeWarning, stacklevel=2)
+
+
+def read_places(
+    paths: Sequence[Path],
+    size: tuple[int, int] = (28, 28),
+    patch: int = 7,
+    *,
+    source: str | Path = "",
+    strict: bool = False,
+    progress: bool = False,
+    desc: str = "images",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and preprocess images, checking their sizes agree (see :func:`check_sizes`).
+
+    Returns the preprocessed pixels, uint8 (N, height*width), and the
+    thumbnails for debug views, uint8 (N, 48, 64) (:mod:`vprsnn_ros.debug_view`).
+    """
+    width, height = _check_size(size)
+    _check_patch(patch)
+    out = np.empty((len(paths), width * height), dtype=np.uint8)
+    thumbnails = np.empty((len(paths), THUMB_SIZE[1], THUMB_SIZE[0]), dtype=np.uint8)
+    shapes = []
+    for row, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress)):
+        image = read_image(path)
+        shapes.append(image.shape)
+        try:
+            out[row] = preprocess(image, (width, height), patch).reshape(-1)
+            thumbnails[row] = make_thumbnail(image)
+        except DataError as error:
+            raise DataError(f"image {path}: {error}") from None
+    check_sizes(shapes, [Path(p).name for p in paths], source or (Path(paths[0]).parent if paths else ""),
+                strict)
+    return out, thumbnails
+
+
 def load_images(
     paths: Sequence[Path],
     size: tuple[int, int] = (28, 28),
     patch: int = 7,
     progress: bool = False,
     desc: str = "images",
+    strict: bool = False,
 ) -> np.ndarray:
     """Read and preprocess images; returns uint8 (N, height*width), one row per image."""
-    width, height = _check_size(size)
-    _check_patch(patch)
-    out = np.empty((len(paths), width * height), dtype=np.uint8)
-    for row, path in enumerate(tqdm(paths, desc=desc, unit="img", disable=not progress)):
-        image = read_image(path)
-        try:
-            out[row] = preprocess(image, (width, height), patch).reshape(-1)
-        except DataError as error:
-            raise DataError(f"image {path}: {error}") from None
-    return out
+    return read_places(paths, size, patch, strict=strict, progress=progress, desc=desc)[0]
 
 
-def check_correspondence(n_reference: int, n_query: int) -> None:
-    """Without ground truth, query ``i`` must be reference ``i``: counts must agree."""
-    if n_reference != n_query:
-        raise DataError(
-            f"reference has {n_reference} places but query has {n_query}; "
-            "give --ground-truth CSV (columns query,reference) to match them by file name"
-        )
+def check_correspondence(n_reference: int, n_query: int, query: str | Path = "") -> None:
+    """Without ground truth, query ``i`` must be reference ``i``: counts must agree.
+
+    The hint names only what can help: place options (--list/--exclude/--every/
+    --limit) can only drop query places, so they help when the query has more.
+    """
+    if n_reference == n_query:
+        return
+    where = f"{query} has" if query else "query has"
+    if n_query > n_reference:
+        hint = (f"give the place options the model was trained with (--list/--exclude/--every/--limit; "
+                f"--limit {n_reference} if the model holds the first {n_reference} places), "
+                "or --ground-truth CSV (columns query,reference) to match them by file name")
+    else:
+        hint = ("give --ground-truth CSV (columns query,reference) to match a subset by file name: "
+                "without it a query must show every place of the model, in order")
+    raise DataError(f"reference has {n_reference} places but {where} {n_query}; {hint}")

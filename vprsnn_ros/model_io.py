@@ -106,3 +106,33 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
         hyperactive_threshold=threshold, preselect_k=preselect_k,
         place_names=[str(n) for n in names] if names else None,
         place_poses=poses, pose_frame=str(pose_frame) if pose_frame else None)
+
+
+# Optional part: one small gray thumbnail per reference place, for debug views.
+THUMBNAILS_PART = "thumbnails"
+
+
+def save_thumbnails(store: ModelStore, thumbnails: np.ndarray) -> None:
+    """Write the ``thumbnails`` part: (n_places, h, w) uint8, checksummed like every part."""
+    thumbnails = np.asarray(thumbnails)
+    if thumbnails.ndim != 3 or thumbnails.dtype != np.uint8:
+        raise ValueError(f"thumbnails must be (n_places, h, w) uint8, got {thumbnails.shape} {thumbnails.dtype}")
+    store.write_part(THUMBNAILS_PART, {"images": thumbnails}, compress=True)
+
+
+def load_thumbnails(store_or_path: ModelStore | str | Path) -> np.ndarray | None:
+    """The model's thumbnails (n_places, h, w) uint8, or None when it stores none.
+
+    For an ensemble directory, the first member's (members share their places).
+    A listed but damaged part raises ModelError like any other part.
+    """
+    if isinstance(store_or_path, ModelStore):
+        store = store_or_path
+    else:
+        from .ensemble import member_dirs  # ensemble imports this module
+
+        store = ModelStore.open(member_dirs(store_or_path)[0])
+    if not store.has_part(THUMBNAILS_PART):
+        return None
+    n_places = int(store.meta["places"]["count"])
+    return store.read_part(THUMBNAILS_PART, {"images": ((n_places, None, None), "uint8")})["images"]

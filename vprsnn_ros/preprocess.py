@@ -2,9 +2,15 @@
 
 Pipeline for one camera frame ``I``:
 
-1. ``R = resize(I, size)``, bilinear (``cv2.INTER_LINEAR``), whole frame, no crop.
-2. ``G = gray(R)`` with OpenCV ``COLOR_BGR2GRAY`` / ``COLOR_BGRA2GRAY`` weights
+1. ``Y = gray(I)`` with OpenCV ``COLOR_BGR2GRAY`` / ``COLOR_BGRA2GRAY`` weights
    (``0.299 R + 0.587 G + 0.114 B``); pixels stay integers (uint8 or uint16).
+2. ``G = resize(Y, size)``, bilinear (``cv2.INTER_LINEAR``), whole frame, no crop.
+
+   The reference code resizes first and converts second. Converting first
+   makes a colour frame and its grayscale version (converted with the same
+   weights) give identical pixels; for frames with R = G = B (Nordland) both
+   orders give identical pixels, so published results are unchanged (README,
+   Fidelity; ``test/test_preprocess.py``).
 3. Patch normalisation over the ``p x p`` window ``W(i, j)`` centred on each pixel,
    keeping only its in-image pixels (``n = |W(i, j)|``, no padding)::
 
@@ -160,7 +166,7 @@ def rates_hz(u: np.ndarray) -> np.ndarray:
 def preprocess(
     image: np.ndarray, size: tuple[int, int] = (28, 28), patch: int = 7
 ) -> np.ndarray:
-    """Resize -> gray -> patch-normalise -> 8 bits.
+    """Gray -> resize -> patch-normalise -> 8 bits.
 
     ``size`` is (width, height); returns uint8 of shape (height, width).
     Accepts uint8/uint16 gray (H, W), (H, W, 1), BGR (H, W, 3) or BGRA (H, W, 4).
@@ -168,11 +174,12 @@ def preprocess(
     width, height = _check_size(size)
     _check_patch(patch)
     image = _check_image(image)
-    # Resizing before the colour conversion matches the reference code's order.
+    # Gray first (a deviation from the reference's order, see the module docstring):
+    # then a colour frame and its grayscale version give the same pixels.
+    if image.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        image = cv2.cvtColor(image, code)
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    if resized.ndim == 3:
-        code = cv2.COLOR_BGR2GRAY if resized.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
-        resized = cv2.cvtColor(resized, code)
     return to_uint8(patch_normalise(resized, patch))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import kernels
 from .errors import ConfigError, DataError, ModelError
 from .metrics import recall_at_n
-from .model_io import load_network, network_meta, save_module, save_network_part
+from .model_io import load_network, network_meta, save_module, save_network_part, save_thumbnails
 from .model_store import ModelStore
 from .network import (DEFAULT_T_SWEEP, DelayLayout, ModularSNN, NetworkConfig, assign_neurons,
                       initial_weights, make_delays, make_regions)
@@ -162,7 +162,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
                   t_sweep: Sequence[int] = DEFAULT_T_SWEEP, workers: int = 2,
                   resume: bool = False, progress: ProgressFn = _quiet,
                   place_poses: np.ndarray | None = None,
-                  pose_frame: str | None = None) -> ModularSNN:
+                  pose_frame: str | None = None,
+                  thumbnails: np.ndarray | None = None) -> ModularSNN:
     """Train, record hyperactivity, calibrate and save a modular network.
 
     ``traverses``: preprocessed reference traverses, each (n_places, n_inputs)
@@ -192,6 +193,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     if store.meta.get("places") != meta["places"]:
         raise ModelError(f"cannot resume model {out_dir}: it was trained on other places")
     save_network_part(store, delays, regions, n_cal)
+    if thumbnails is not None:  # optional: (n_places, h, w) uint8 for debug views
+        save_thumbnails(store, thumbnails)
     lock = threading.Lock()
     per_module = config.epochs * len(traverses)
     total = sum(len(r) for r in regions) * per_module

@@ -7,10 +7,12 @@ previous one (one ``~/place_id`` message each), so a replay is deterministic;
 ``realtime`` keeps the recorded timing, sped up by ``rate_factor``. After the
 last frame it publishes ``~/done`` (std_msgs/Int32: the number of frames
 played, transient local so that a late evaluator still gets it) and exits.
+Exit status 0 when done or stopped with SIGINT, 2 on bad parameters or input.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -119,7 +121,16 @@ class BagPlayer(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_job("bag_player", BagPlayer, lambda node, executor: node.play(executor), args)
+    code = run_job("bag_player", BagPlayer, lambda node, executor: node.play(executor), args)
+    if code == 130:
+        # Stopping a player is how a replay or a launch ends it, not a failure (launch logs
+        # "process has died" as an error for 130). os._exit: when the Ctrl-C landed inside
+        # code run by PyRun_String (e.g. during an import), CPython would kill itself with
+        # SIGINT at exit although the interrupt was handled; rclpy is already shut down here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return code
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ records when each frame is seen on ``image`` and when the localizer's stamped
 ``~/scores`` for it arrives, and after the player's ``~/done`` writes the
 report: the offline evaluation's metrics (frame k of the bag is place k),
 ``latency_ms`` (p50/p95/p99, frame seen -> scores received), ``frames_played``,
-``frames_dropped``, per-frame CSV, a Markdown summary and the plots.
+``frames_dropped``, per-frame CSV, a Markdown summary, the plots and
+``worst_matches.png`` (the worst matches beside their places' thumbnails).
 """
 
 from __future__ import annotations
@@ -19,23 +20,25 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_bytes, atomic_write_text
 from ..bags import read_bag_frames
+from ..debug_view import match_view, matches_strip
 from ..ensemble import member_dirs
 from ..errors import ConfigError
 from ..localizer import max_spikes_per_neuron, score_confidence
 from ..metrics import evaluate_scores, pr_curves
+from ..model_io import load_thumbnails
 from ..model_store import ModelStore
 from ..network import NetworkConfig
-from ..plots import save_place_track, save_pr_curve, save_similarity_matrix
 from .bag_player import LATCHED
 from .job import run_job
 
@@ -67,8 +70,13 @@ class Evaluator(Node):
         # Deep queues: nothing the localizer answers may be lost on the way to the report.
         deep = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1000)
         self.image_sub = self.create_subscription(Image, "image", self._on_image, deep)
+        # Transient local, like the localizer's ~/scores: scores answered before the localizer's
+        # writer matched this reader are still delivered.
         self.scores_sub = self.create_subscription(Image, self.get_parameter("scores_topic").value,
-                                                   self._on_scores, deep)
+                                                   self._on_scores, QoSProfile(
+                                                       reliability=ReliabilityPolicy.RELIABLE,
+                                                       history=HistoryPolicy.KEEP_LAST, depth=1000,
+                                                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.create_subscription(Int32, self.get_parameter("done_topic").value, self._on_done, LATCHED)
         # Tells the player that nothing it publishes from now on can be missed here.
         self.ready_pub = self.create_publisher(Int32, "~/ready", LATCHED)
@@ -96,13 +104,13 @@ class Evaluator(Node):
         self.last_event = time.monotonic()
 
     def run(self, executor: SingleThreadedExecutor) -> dict:
-        frames = read_bag_frames(self._get("bag"), topic=self._get("topic") or None, every=self._get("every"),
-                                 limit=self._get("limit") or None)
-        stamps = [int(s) for s in frames.stamps_ns]
         model = self._get("model")
         if not model:
             raise ConfigError("parameter 'model' is required")
-        members = member_dirs(model)
+        members = member_dirs(model)  # a missing model fails before the bag is read
+        frames = read_bag_frames(self._get("bag"), topic=self._get("topic") or None, every=self._get("every"),
+                                 limit=self._get("limit") or None)
+        stamps = [int(s) for s in frames.stamps_ns]
         config = NetworkConfig.from_dict(ModelStore.open(members[0]).meta["config"])
         max_score = max_spikes_per_neuron(config) * int(self._get("sequence_length")) * len(members)
         started = time.monotonic()
@@ -112,9 +120,14 @@ class Evaluator(Node):
                 break
         else:
             raise ConfigError("the replay did not finish before the timeout")
-        return self._report(frames.names, stamps, max_score)
+        report = self._report(frames.names, stamps, max_score)
+        write_worst_matches(Path(self._get("report_dir")), frames.images, stamps, self.scored, model, max_score)
+        return report
 
     def _report(self, names: list[str], stamps: list[int], max_score: float) -> dict:
+        # matplotlib is slow to import: only when a report is written (a failing launch stops faster).
+        from ..plots import save_place_track, save_pr_curve, save_similarity_matrix
+
         out = Path(self._get("report_dir"))
         out.mkdir(parents=True, exist_ok=True)
         answered = [k for k, s in enumerate(stamps) if s in self.scored]
@@ -159,6 +172,34 @@ class Evaluator(Node):
         self.get_logger().info(f"report written to {out}: R@1 {recall['1']:.3f}, "
                                f"{report['frames_dropped']} dropped")
         return report
+
+
+def write_worst_matches(out: Path, images, stamps: list[int], scored: dict, model: str, max_score: float,
+                        count: int = 8) -> Path | None:
+    """``worst_matches.png``: the answered frames furthest from their true place (frame k is
+    place k), most confident first among equals, each beside its matched place's thumbnail."""
+    rows = []
+    for k, stamp in enumerate(stamps):
+        if stamp not in scored:
+            continue
+        scores = scored[stamp][1]
+        if not np.isfinite(scores).any():
+            continue
+        best = int(np.argmax(np.where(np.isfinite(scores), scores, -np.inf)))
+        rows.append((abs(best - k), float(score_confidence(scores, max_score)), k, best))
+    if not rows:
+        return None
+    rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
+    thumbnails = load_thumbnails(model)  # None for models trained without them
+    views = [match_view(images[k], thumbnails[best] if thumbnails is not None else None, best, conf,
+                        label=f"frame {k} (true {k})")
+             for error, conf, k, best in rows[:count]]
+    ok, png = cv2.imencode(".png", matches_strip(views))
+    if not ok:
+        raise ConfigError("cannot encode the worst-matches strip")
+    path = out / "worst_matches.png"
+    atomic_write_bytes(path, png.tobytes())
+    return path
 
 
 def main(args: list[str] | None = None) -> int:

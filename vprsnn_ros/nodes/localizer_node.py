@@ -3,6 +3,14 @@
     ros2 run vprsnn_ros localizer --ros-args --params-file config/localize.yaml \\
         -r image:=/camera/image_raw
 
+A managed (lifecycle) node, as nav2's: ``configure`` loads and validates the
+model and warms the kernels, ``activate`` subscribes and starts publishing,
+``deactivate`` stops processing (the model stays loaded), ``cleanup`` frees it;
+the standard ``~/change_state`` and ``~/get_state`` services drive it. With
+``autostart`` (default) it configures and activates itself at start-up, and
+exits with status 2 when the model is unusable; without, a failed configure
+leaves it unconfigured, alive, with one error line.
+
 Data flow: the image callbacks only keep the newest frame (a one-slot mailbox,
 so the queue can never grow: a frame replaced before it was processed counts as
 dropped); an inference thread takes it, converts it, runs the
@@ -26,15 +34,17 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32, Int32
 from std_srvs.srv import Trigger
 
+from ..debug_view import match_view
 from ..errors import VprsnnError
 from ..localizer import Estimate, Localizer
-from .image_convert import BACKEND, compressed_to_array, image_to_array
+from ..model_io import load_thumbnails
+from .image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
 
 
 def place_sigma(confidence: float, sigma_min: float, sigma_max: float) -> float:
@@ -67,114 +77,230 @@ def _float(description: str, lo: float, hi: float) -> ParameterDescriptor:
                                floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
 
 
-class LocalizerNode(Node):
-    """rclpy adapter over :class:`vprsnn_ros.localizer.Localizer`."""
+def _plain(description: str, read_only: bool = False) -> ParameterDescriptor:
+    return ParameterDescriptor(description=description, read_only=read_only)
+
+
+# Every parameter of the node: (name, default, descriptor). One line per parameter.
+PARAMETERS = (
+    ("model_path", "models/demo", _plain(
+        "model directory (or ensemble); read at configure, changing it takes effect on ~/reload")),
+    ("autostart", True, _plain("configure and activate at start-up (false: wait for ~/change_state)",
+                               read_only=True)),
+    ("sequence_length", 1, _int("online sequence matching over the last N frames", 1, 100)),
+    ("top_k", 5, _int("places kept in the estimate (logged at debug level)", 1, 1000)),
+    ("hyperactive_threshold", -1, _int(
+        "override of the calibrated hyperactivity threshold T (-1: the model's, 0: no masking)", -1, 100000)),
+    ("min_confidence", 0.0, _float("below it ~/place_id publishes -1", 0.0, 1.0)),
+    ("reliable", False, _plain("reliable QoS for the image topics (replay) instead of sensor data QoS",
+                               read_only=True)),
+    ("use_compressed", False, _plain("also subscribe to image/compressed", read_only=True)),
+    ("frame_id", "route", _plain("frame of ~/estimate when the model has no place poses")),
+    ("sigma_min_places", 0.5, _float("estimate std at confidence 1 (places)", 0.0, 1e6)),
+    ("sigma_max_places", 10.0, _float("estimate std at confidence 0 (places)", 0.0, 1e6)),
+    ("publish_scores", False, _plain("also publish ~/scores: every place's score as a 1 x N 32FC1 Image "
+                                     "with the frame's stamp (for replay evaluation)", read_only=True)),
+    ("publish_debug_image", False, _plain(
+        "publish ~/debug_image for every frame even without subscribers (it is always published "
+        "while someone subscribes)")),
+    ("diagnostics_period", 1.0, _plain("seconds between /diagnostics messages", read_only=True)),
+)
+
+# Parameters that are settings of the Localizer: parameter name -> (keyword, conversion).
+# Changing one at run time rebuilds the Localizer around the loaded networks.
+LOCALIZER_SETTINGS = {
+    "sequence_length": ("sequence_length", int),
+    "top_k": ("top_k", int),
+    "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
+}
+
+SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+
+
+class LocalizerNode(LifecycleNode):
+    """Managed (lifecycle) rclpy adapter over :class:`vprsnn_ros.localizer.Localizer`.
+
+    configure: load and validate the model, warm the kernels, create the
+    publishers and ``~/reload``; activate: subscribe to the images and publish;
+    deactivate: unsubscribe (the model stays loaded); cleanup: free the model.
+    """
 
     def __init__(self) -> None:
         super().__init__("vprsnn_localizer")
-        self.declare_parameter("model_path", "models/demo", ParameterDescriptor(
-            description="model directory (or ensemble); changing it takes effect on ~/reload"))
-        self.declare_parameter("sequence_length", 1, _int("online sequence matching over the last N frames", 1, 100))
-        self.declare_parameter("top_k", 5, _int("places kept in the estimate (logged at debug level)", 1, 1000))
-        self.declare_parameter("hyperactive_threshold", -1, _int(
-            "override of the calibrated hyperactivity threshold T (-1: the model's, 0: no masking)", -1, 100000))
-        self.declare_parameter("min_confidence", 0.0, _float("below it ~/place_id publishes -1", 0.0, 1.0))
-        self.declare_parameter("reliable", False, ParameterDescriptor(
-            description="reliable QoS for the image topics (replay) instead of sensor data QoS",
-            read_only=True))
-        self.declare_parameter("use_compressed", False, ParameterDescriptor(
-            description="also subscribe to image/compressed", read_only=True))
-        self.declare_parameter("frame_id", "route", ParameterDescriptor(
-            description="frame of ~/estimate when the model has no place poses"))
-        self.declare_parameter("sigma_min_places", 0.5, _float("estimate std at confidence 1 (places)", 0.0, 1e6))
-        self.declare_parameter("sigma_max_places", 10.0, _float("estimate std at confidence 0 (places)", 0.0, 1e6))
-        self.declare_parameter("publish_scores", False, ParameterDescriptor(
-            description="also publish ~/scores: every place's score as a 1 x N 32FC1 Image "
-                        "with the frame's stamp (for replay evaluation)", read_only=True))
-        self.declare_parameter("diagnostics_period", 1.0, ParameterDescriptor(
-            description="seconds between /diagnostics messages", read_only=True))
-
+        for name, default, descriptor in PARAMETERS:
+            self.declare_parameter(name, default, descriptor)
         self.stats = Stats()
         self._lock = threading.Lock()
         self._pending: tuple[object, bool] | None = None  # (message, compressed)
         self._wake = threading.Condition(self._lock)
         self._stopping = False
         self._model_path = ""
-        self.localizer = self._load(self.get_parameter("model_path").value)
+        self.localizer: Localizer | None = None
+        self.thumbnails: np.ndarray | None = None
+        self._image_subs: list = []
+        self._publishers_: list = []  # lifecycle publishers created at configure
+        self._reload_service = None
+        self._diagnostics_timer = None
+        self.pub_scores = None
+        self._autostarting = False
+        self._busy = threading.Lock()  # held while a frame is processed; cleanup waits for it
         self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        reliable = self.get_parameter("reliable").value
-        qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                         depth=1) if reliable else qos_profile_sensor_data
-        self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
-        if self.get_parameter("use_compressed").value:
-            # image_transport convention: "<image topic>/compressed", following any remap of "image".
-            compressed_topic = self.resolve_topic_name("image") + "/compressed"
-            self.create_subscription(CompressedImage, compressed_topic,
-                                     lambda m: self._on_frame(m, True), qos)
-        self.pub_place = self.create_publisher(Int32, "~/place_id", 10)
-        self.pub_confidence = self.create_publisher(Float32, "~/confidence", 10)
-        self.pub_estimate = self.create_publisher(PoseWithCovarianceStamped, "~/estimate", 10)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.pub_scores = (self.create_publisher(Image, "~/scores", 10)
-                           if self.get_parameter("publish_scores").value else None)
-        self.create_service(Trigger, "~/reload", self._on_reload)
-        self.create_timer(float(self.get_parameter("diagnostics_period").value), self._publish_diagnostics)
         self._worker = threading.Thread(target=self._inference_loop, name="vprsnn_inference", daemon=True)
         self._worker.start()
+
+    def _get(self, name: str):
+        return self.get_parameter(name).value
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        path = self._get("model_path")
+        try:
+            localizer, thumbnails = self._load(path)
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it silently
+            reason = str(exc) if isinstance(exc, VprsnnError) else f"unexpected {exc!r}"
+            self.get_logger().error(f"configure failed: {reason}" + (
+                "" if self._autostarting else "; the node stays unconfigured (fix model_path, configure again)"))
+            return FAILURE
+        with self._lock:
+            self.localizer, self.thumbnails = localizer, thumbnails
+        self.pub_place = self.create_lifecycle_publisher(Int32, "~/place_id", 10)
+        self.pub_confidence = self.create_lifecycle_publisher(Float32, "~/confidence", 10)
+        self.pub_estimate = self.create_lifecycle_publisher(PoseWithCovarianceStamped, "~/estimate", 10)
+        self.pub_diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_debug = self.create_lifecycle_publisher(Image, "~/debug_image", 1)
+        # Transient local: a replay evaluator whose subscription the writer has not matched yet
+        # when the first frames are answered still gets their scores (DDS discovery is not
+        # symmetric in time).
+        self.pub_scores = (self.create_lifecycle_publisher(Image, "~/scores", SCORES_QOS)
+                           if self._get("publish_scores") else None)
+        self._publishers_ = [p for p in (self.pub_place, self.pub_confidence, self.pub_estimate,
+                                     self.pub_diagnostics, self.pub_debug, self.pub_scores) if p is not None]
+        self._reload_service = self.create_service(Trigger, "~/reload", self._on_reload)
+        self._diagnostics_timer = self.create_timer(float(self._get("diagnostics_period")),
+                                                    self._publish_diagnostics)
+        self.get_logger().info(f"configured: model {self._model_path}, reference thumbnails for "
+                               f"~/debug_image: {'yes' if thumbnails is not None else 'no'}")
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliable = self._get("reliable")
+        qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         depth=1) if reliable else qos_profile_sensor_data
+        with self._lock:
+            # A stream that stopped is not continued: the sequence history starts afresh.
+            self.localizer.reset()
+        # Publishers first: a frame that arrives as soon as we subscribe must not be answered
+        # through a still disabled publisher.
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        self._image_subs = [self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)]
+        if self._get("use_compressed"):
+            # image_transport convention: "<image topic>/compressed", following any remap of "image".
+            compressed_topic = self.resolve_topic_name("image") + "/compressed"
+            self._image_subs.append(self.create_subscription(
+                CompressedImage, compressed_topic, lambda m: self._on_frame(m, True), qos))
         self.get_logger().info(
             f"ready: model {self._model_path} ({self.localizer.n_places} places, "
             f"{sum(m.n_modules for m in self.localizer.members)} modules, "
             f"{len(self.localizer.members)} network(s)), image conversion: {BACKEND}, "
             f"QoS {'reliable' if reliable else 'sensor data'}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self.get_logger().info("deactivated: not processing frames, model kept")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: model released")
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._release()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._release()
+        return SUCCESS  # back to unconfigured
+
+    def autostart(self) -> bool:
+        """configure + activate; False (node left unconfigured) if configure fails."""
+        self._autostarting = True
+        try:
+            return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
+        finally:
+            self._autostarting = False
+
+    def _unsubscribe(self) -> None:
+        for sub in self._image_subs:
+            self.destroy_subscription(sub)
+        self._image_subs = []
+        with self._lock:
+            if self._pending is not None:
+                self.stats.dropped += 1
+                self._pending = None
+
+    def _release(self) -> None:
+        """Undo configure; waits for a frame in progress (it uses the publishers and the model)."""
+        with self._busy:
+            for pub in self._publishers_:
+                self.destroy_lifecycle_publisher(pub)
+            self._publishers_ = []
+            self.pub_scores = None
+            if self._reload_service is not None:
+                self.destroy_service(self._reload_service)
+                self._reload_service = None
+            if self._diagnostics_timer is not None:
+                self.destroy_timer(self._diagnostics_timer)
+                self._diagnostics_timer = None
+            with self._lock:
+                self.localizer, self.thumbnails = None, None
 
     # ------------------------------------------------------------------ model
 
-    def _load(self, path: str) -> Localizer:
-        threshold = self.get_parameter("hyperactive_threshold").value
-        loc = Localizer(path, sequence_length=self.get_parameter("sequence_length").value,
-                        top_k=self.get_parameter("top_k").value,
-                        hyperactive_threshold=None if threshold < 0 else threshold)
+    def _settings(self, **overrides) -> dict:
+        """Localizer keyword arguments from the current parameter values (and ``overrides``)."""
+        values = {name: self._get(name) for name in LOCALIZER_SETTINGS}
+        values.update(overrides)
+        return {LOCALIZER_SETTINGS[name][0]: LOCALIZER_SETTINGS[name][1](value) for name, value in values.items()}
+
+    def _load(self, path: str) -> tuple[Localizer, np.ndarray | None]:
+        loc = Localizer(path, **self._settings())
+        thumbnails = load_thumbnails(path)
         started = time.perf_counter()
         loc.warm_up()
         self.get_logger().info(f"model {path} loaded, kernels warm in {time.perf_counter() - started:.2f} s")
         self._model_path = str(path)
-        return loc
+        return loc, thumbnails
 
     def _on_reload(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        path = self.get_parameter("model_path").value
+        path = self._get("model_path")
         try:
-            fresh = self._load(path)
+            fresh, thumbnails = self._load(path)
         except VprsnnError as exc:
             response.success = False
             response.message = f"reload failed, keeping {self._model_path}: {exc}"
             self.get_logger().error(response.message)
             return response
         with self._lock:
-            self.localizer = fresh
+            self.localizer, self.thumbnails = fresh, thumbnails
         response.success = True
         response.message = f"loaded {path}: {fresh.n_places} places"
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        for p in params:
-            if p.name == "sequence_length":
-                with self._lock:
-                    self.localizer = self._rebuilt(sequence_length=p.value)
-            elif p.name == "top_k":
-                with self._lock:
-                    self.localizer = self._rebuilt(top_k=p.value)
-            elif p.name == "hyperactive_threshold":
-                with self._lock:
-                    self.localizer = self._rebuilt(hyperactive_threshold=None if p.value < 0 else p.value)
+        changes = {p.name: p.value for p in params if p.name in LOCALIZER_SETTINGS}
+        if changes:
+            with self._lock:
+                if self.localizer is not None:  # unconfigured: the values are read at configure
+                    self.localizer = Localizer(self.localizer.members, **self._settings(**changes))
         return SetParametersResult(successful=True)
-
-    def _rebuilt(self, **changes) -> Localizer:
-        old = self.localizer
-        settings = dict(sequence_length=old.sequence_length, top_k=old.top_k,
-                        hyperactive_threshold=old.threshold)
-        settings.update(changes)
-        return Localizer(old.members, **settings)
 
     # ------------------------------------------------------------------ frames
 
@@ -196,15 +322,18 @@ class LocalizerNode(Node):
                     return
                 msg, compressed = self._pending
                 self._pending = None
-                localizer = self.localizer
+                localizer, thumbnails = self.localizer, self.thumbnails
             try:
-                self._process(localizer, msg, compressed)
+                with self._busy:
+                    if self.localizer is None:  # cleaned up while the frame waited
+                        continue
+                    self._process(localizer, thumbnails, msg, compressed)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
                 with self._lock:
                     self.stats.failed += 1
                 self.get_logger().error(f"unexpected error on a frame: {exc!r}", throttle_duration_sec=5.0)
 
-    def _process(self, localizer: Localizer, msg, compressed: bool) -> None:
+    def _process(self, localizer: Localizer, thumbnails: np.ndarray | None, msg, compressed: bool) -> None:
         started = time.perf_counter()
         try:
             image = compressed_to_array(msg) if compressed else image_to_array(msg)
@@ -224,6 +353,20 @@ class LocalizerNode(Node):
         with self._lock:
             self.stats.processed += 1
             self.stats.latencies.append(time.perf_counter() - started)
+        self._publish_debug_image(image, estimate, msg.header, thumbnails)
+
+    def _publish_debug_image(self, image: np.ndarray, est: Estimate, header,
+                             thumbnails: np.ndarray | None) -> None:
+        """~/debug_image: the frame beside the matched place's thumbnail, only when someone looks."""
+        pub = self.pub_debug
+        if not (self._get("publish_debug_image") or pub.get_subscription_count() > 0):
+            return
+        thumbnail = thumbnails[est.place_id] if thumbnails is not None and est.place_id >= 0 else None
+        view = match_view(image, thumbnail, est.place_id, est.confidence)
+        msg = array_to_image(view, "bgr8")
+        msg.header.stamp = header.stamp
+        msg.header.frame_id = header.frame_id
+        pub.publish(msg)
 
     def _publish(self, est: Estimate, header, localizer: Localizer) -> None:
         accepted = est.place_id >= 0 and est.confidence >= self.get_parameter("min_confidence").value
@@ -278,6 +421,8 @@ class LocalizerNode(Node):
             counts = dict(received=s.received, processed=s.processed, dropped=s.dropped,
                           rejected=s.rejected, failed=s.failed)
             loc = self.localizer
+        if loc is None:
+            return
         span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
         rate = (len(arrivals) - 1) / span if span > 0 else 0.0
         status = DiagnosticStatus(level=DiagnosticStatus.OK, name="vprsnn_localizer",
@@ -317,14 +462,18 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = LocalizerNode()
+        if node.get_parameter("autostart").value and not node.autostart():
+            # Standalone use: a node that cannot do its job exits, so that launch and
+            # supervisors see it (the reason is the one error line logged by configure).
+            node.get_logger().info("autostart did not complete; exiting with status 2")
+            return 2
+        if not node.get_parameter("autostart").value:
+            node.get_logger().info("unconfigured: waiting for ~/change_state (configure, then activate)")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except VprsnnError as exc:
-        print(f"vprsnn localizer: error: {exc}", file=sys.stderr)
-        return 2
     finally:
         # A second Ctrl-C (or a supervisor forwarding SIGINT again) must not cut the cleanup short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)

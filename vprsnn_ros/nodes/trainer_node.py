@@ -79,7 +79,8 @@ class TrainerNode(Node):
         started = time.perf_counter()
         train_network(config, [t.pixels for t in traverses], traverses[0].names, out,
                       workers=self._get("workers"), resume=self._get("resume"), progress=self._progress,
-                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
+                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
+                      thumbnails=traverses[0].thumbnails)
         self.progress_pub.publish(Float32(data=1.0))
         # Let the last progress message reach its subscribers before the process exits.
         self.progress_pub.wait_for_all_acked(Duration(seconds=2.0))

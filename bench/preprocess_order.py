@@ -1,0 +1,46 @@
+"""Does converting to gray before resizing change the network's input on a dataset?
+
+    python bench/preprocess_order.py ../shared/data/nordland/summer ../shared/data/nordland/winter
+
+For every image: are its channels equal (R = G = B), and are the preprocessed
+pixels of this package (gray, then resize) identical to the reference code's
+order (resize, then gray)? README, Fidelity, quotes the result for Nordland.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import cv2
+import numpy as np
+
+from vprsnn_ros.dataset import list_images, read_image
+from vprsnn_ros.preprocess import patch_normalise, preprocess, to_uint8
+
+
+def reference_order(image: np.ndarray, size=(28, 28), patch: int = 7) -> np.ndarray:
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    if resized.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if resized.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        resized = cv2.cvtColor(resized, code)
+    return to_uint8(patch_normalise(resized, patch))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+")
+    args = parser.parse_args()
+    total = equal_channels = identical = 0
+    for folder in args.folders:
+        for path in list_images(folder):
+            image = read_image(path)
+            total += 1
+            equal_channels += image.ndim == 2 or all(
+                np.array_equal(image[..., 0], image[..., c]) for c in range(1, min(image.shape[2], 3)))
+            identical += np.array_equal(preprocess(image), reference_order(image))
+    print(f"{total} images: {equal_channels} with R = G = B, "
+          f"{identical} with identical preprocessed pixels in both orders")
+
+
+if __name__ == "__main__":
+    main()
