@@ -91,6 +91,9 @@ PARAMETERS = (
     ("top_k", 5, _int("places kept in the estimate (logged at debug level)", 1, 1000)),
     ("hyperactive_threshold", -1, _int(
         "override of the calibrated hyperactivity threshold T (-1: the model's, 0: no masking)", -1, 100000)),
+    ("preselect_k", -1, _int(
+        "modules the SNN runs per frame, picked by template pre-selection (-1: the model's calibrated K, "
+        "0: every module)", -1, 100000)),
     ("min_confidence", 0.0, _float("below it ~/place_id publishes -1", 0.0, 1.0)),
     ("reliable", False, _plain("reliable QoS for the image topics (replay) instead of sensor data QoS",
                                read_only=True)),
@@ -112,6 +115,7 @@ LOCALIZER_SETTINGS = {
     "sequence_length": ("sequence_length", int),
     "top_k": ("top_k", int),
     "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
+    "preselect_k": ("preselect_k", lambda v: None if v < 0 else int(v)),
 }
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
@@ -205,7 +209,8 @@ class LocalizerNode(LifecycleNode):
         self.get_logger().info(
             f"ready: model {self._model_path} ({self.localizer.n_places} places, "
             f"{sum(m.n_modules for m in self.localizer.members)} modules, "
-            f"{len(self.localizer.members)} network(s)), image conversion: {BACKEND}, "
+            f"{len(self.localizer.members)} network(s), {sum(self.localizer.preselect)} modules run "
+            f"per frame), image conversion: {BACKEND}, "
             f"QoS {'reliable' if reliable else 'sensor data'}")
         return result
 
@@ -432,6 +437,7 @@ class LocalizerNode(LifecycleNode):
             "model": self._model_path,
             "places": loc.n_places,
             "modules": sum(m.n_modules for m in loc.members),
+            "modules_run_per_frame": sum(loc.preselect),
             "networks": len(loc.members),
             "masked_neurons": sum(m.n_masked(loc.threshold) for m in loc.members),
             "frames_received": counts["received"], "frames_processed": counts["processed"],
