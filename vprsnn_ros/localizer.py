@@ -33,7 +33,8 @@ from .ensemble import load_model
 from .errors import ConfigError
 from .network import ModularSNN
 from .preprocess import preprocess, rates_hz
-from .sequence import OnlineSequenceMatcher
+from .readout import bounded_confidence, check_readout
+from .sequence import online_matcher
 
 
 def max_spikes_per_neuron(config) -> int:
@@ -76,7 +77,8 @@ class Localizer:
 
     def __init__(self, model: str | Path | ModularSNN | Sequence[ModularSNN], *,
                  sequence_length: int = 1, top_k: int = 5,
-                 hyperactive_threshold: int | None = None, seed: int | None = None) -> None:
+                 hyperactive_threshold: int | None = None, seed: int | None = None,
+                 readout: str | None = None, sequence_matcher: str = "diagonal") -> None:
         if isinstance(model, (str, Path)):
             members = load_model(model)
         elif isinstance(model, ModularSNN):
@@ -97,7 +99,11 @@ class Localizer:
         self.seed = seed
         self.sequence_length = sequence_length
         self.max_score = float(max_spikes_per_neuron(members[0].config) * sequence_length * len(members))
-        self._matcher = OnlineSequenceMatcher(sequence_length, members[0].n_places)
+        # readout (None: the model's profile) and matcher: see readout.py and sequence.py.
+        self.readout = check_readout(members[0].readout if readout is None else readout)
+        self.sequence_matcher = sequence_matcher
+        self._matcher = online_matcher(sequence_matcher, sequence_length, members[0].n_places)
+        self._bounded = self.readout != "mean" or sequence_matcher != "diagonal"
         self.frames = 0
 
     @property
@@ -131,7 +137,7 @@ class Localizer:
         total = np.zeros((len(pixels), self.n_places))
         for net in self.members:
             counts = net.spike_counts(rates, np.asarray(frame_ids))
-            total += net.scores(counts, threshold=self.threshold)
+            total += net.scores(counts, threshold=self.threshold, readout=self.readout)
         return total
 
     def localize(self, image: np.ndarray) -> Estimate:
@@ -146,6 +152,8 @@ class Localizer:
             empty = np.zeros(0, np.int64)
             return Estimate(-1, 0.0, empty, np.zeros(0), time.perf_counter() - start, seq)
         top = np.argsort(-seq, kind="stable")[: self.top_k]
-        return Estimate(place_id=int(top[0]), confidence=float(score_confidence(seq, self.max_score)),
+        conf = bounded_confidence(seq, self.sequence_length * len(self.members)) if self._bounded \
+            else score_confidence(seq, self.max_score)
+        return Estimate(place_id=int(top[0]), confidence=float(conf),
                         top_places=top, top_scores=seq[top], latency_s=time.perf_counter() - start,
                         scores=seq)

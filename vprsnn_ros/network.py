@@ -14,6 +14,8 @@ import numpy as np
 from . import kernels
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
+from .profiles import FAITHFUL, Profile
+from .readout import ReferenceStats, check_readout, zscore_merge
 
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
@@ -228,6 +230,13 @@ class ModularSNN:
     # x, y, z, qx, qy, qz, qw in frame ``pose_frame``.
     place_poses: np.ndarray | None = None
     pose_frame: str | None = None
+    # The profile it was trained with (profiles.py) and its readout ('mean' is the faithful one).
+    profile: Profile = FAITHFUL
+    readout: str = "mean"
+    # Sums over the reference traverse for the 'zscore' readout (None: not recorded).
+    reference_stats: ReferenceStats | None = None
+    # Preprocessed reference images (n_places, n_inputs) uint8, for the SAD baseline.
+    reference_pixels: np.ndarray | None = None
     _layout: DelayLayout | None = field(default=None, repr=False)
     _slot_t: np.ndarray | None = field(default=None, repr=False)
     _lanes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -307,8 +316,13 @@ class ModularSNN:
         return self._slot_t
 
     def scores(self, counts: np.ndarray, modules: np.ndarray | None = None,
-               threshold: int | None = None) -> np.ndarray:
-        """Place scores (Q, n_places) from spike counts of ``modules`` (all by default)."""
+               threshold: int | None = None, readout: str | None = None) -> np.ndarray:
+        """Place scores (Q, n_places) from spike counts of ``modules`` (all by default).
+
+        ``readout`` (default: the network's) 'mean' gives the faithful scores,
+        'zscore' merges the modules by z-scores (readout.py); places of other
+        modules then score -inf instead of 0.
+        """
         mods = np.arange(self.n_modules) if modules is None else modules
         t = self.hyperactive_threshold if threshold is None else threshold
         masked = None
@@ -316,7 +330,15 @@ class ModularSNN:
             if np.any(self.active_images[mods] < 0):
                 raise ConfigError("hyperactivity was not recorded for this network")
             masked = hyperactive_mask(self.active_images[mods], t)
-        return place_scores(counts, self.assignments[mods], self.n_places, masked)
+        S = place_scores(counts, self.assignments[mods], self.n_places, masked)
+        if check_readout(self.readout if readout is None else readout) == "mean":
+            return S
+        if self.reference_stats is None:
+            raise ConfigError("the zscore readout needs reference statistics, which this model "
+                              "lacks (retrain it with this version)")
+        full_mask = hyperactive_mask(self.active_images, t) if t > 0 else None
+        mean, std = self.reference_stats.place_stats(full_mask)
+        return zscore_merge(S, mean, std, [self.regions[m] for m in mods])
 
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold

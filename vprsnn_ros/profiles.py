@@ -1,0 +1,84 @@
+"""Accuracy profiles: named bundles of switches that depart from the published method.
+
+``faithful`` is the Modular SNN as published (spec): every switch off. A model
+trained with it is bit-identical to one trained before profiles existed.
+``tuned`` bundles the deviations; each switch is a documented field whose
+default is the faithful behaviour, so a switch can also be measured alone
+(``bench/ablation.py``).
+
+The profile is recorded in ``model.yaml`` (key ``profile``: name and every
+switch) and copied into each ``report.json``. A model without the key was
+trained before profiles existed and is ``faithful``.
+
+Switches
+--------
+``readout``
+    'mean' (faithful): a place's score is the mean spike count of its neurons,
+    all modules compared as they are. 'zscore': per-place then per-module
+    z-scores, so one module cannot outvote the others (issue 7, item 3d;
+    :mod:`vprsnn_ros.readout`).
+``auto_threshold``
+    False (faithful): with no calibration query, the hyperactivity threshold T
+    is 0 (no masking). True: T is chosen without any query image, by how well
+    the network recognises a second, differently seeded presentation of the
+    reference traverse itself (issue 7, item 3c;
+    :func:`vprsnn_ros.training.choose_threshold_without_queries`). A
+    calibration query, when given, still decides.
+
+Kernel switches (regular spike trains, ...) are added here the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .errors import ConfigError
+from .readout import check_readout
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named set of switches; every default is the faithful behaviour."""
+
+    name: str = "faithful"
+    readout: str = "mean"
+    auto_threshold: bool = False
+
+    def validate(self) -> "Profile":
+        check_readout(self.readout)
+        if not isinstance(self.auto_threshold, bool):
+            raise ConfigError("auto_threshold must be true or false")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Profile":
+        """From ``model.yaml``; None (a model older than profiles) is faithful."""
+        if d is None:
+            return FAITHFUL
+        if not isinstance(d, dict):
+            raise ConfigError(f"profile must be a mapping, not {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown profile switches: {sorted(unknown)}")
+        return cls(**d).validate()
+
+    def with_(self, **changes) -> "Profile":
+        return replace(self, **changes).validate()
+
+
+FAITHFUL = Profile()
+TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True)
+PROFILES = {p.name: p for p in (FAITHFUL, TUNED)}
+# The faithful method stays the default until another profile wins on calibration data.
+DEFAULT_PROFILE = "faithful"
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
