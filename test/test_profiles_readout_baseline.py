@@ -194,7 +194,7 @@ def test_auto_threshold_is_the_best_self_recognition_of_the_reference(route, mod
     best = max(r["recall_at_1"] for r in table)
     assert meta["hyperactive_threshold"] == min(r["threshold"] for r in table if r["recall_at_1"] == best)
     net = load_network(tuned)
-    t, again = choose_threshold_without_queries(net, rates_hz(ref).astype(np.float64))
+    t, again = choose_threshold_without_queries(net, rates_hz(ref).astype(np.float64), readout="zscore")
     assert again == table and t == meta["hyperactive_threshold"]
 
 
@@ -274,3 +274,32 @@ def test_profile_names_and_switches():
         Profile.from_dict({"name": "x", "warp": True})
     with pytest.raises(ConfigError, match="readout"):
         Profile(readout="max").validate()
+
+
+def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from vprsnn_ros.synthetic import write_route
+
+    ref_dir, query_dir = write_route(tmp_path / "route", 8, seed=1)
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "vprsnn_ros.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    tiny = ["--neurons", "20", "--places-per-module", "4", "--epochs", "3"]
+    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "m", *tiny)
+    assert "profile faithful: hyperactivity threshold T = 0 (none:" in out
+    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "t", *tiny, "--profile", "tuned")
+    assert "profile tuned: hyperactivity threshold T = " in out and "reference_self_recognition" in out
+    out = cli("evaluate", "--model", tmp_path / "t", "--query", query_dir, "--report", tmp_path / "rep",
+              "--sequence-length", "2", "--sequence-matcher", "seqslam")
+    assert "profile tuned (readout zscore, matcher seqslam)" in out and "\nSAD " in out
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["baseline"]["sequence_matcher"] == "seqslam" and report["profile"]["name"] == "tuned"
+    assert set(report["baseline"]["recall"]) == set(report["recall"])

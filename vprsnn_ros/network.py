@@ -15,7 +15,7 @@ from . import kernels
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
 from .profiles import FAITHFUL, Profile
-from .readout import ReferenceStats, check_readout, zscore_merge
+from .readout import ReferenceStats, check_readout
 
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
@@ -337,8 +337,8 @@ class ModularSNN:
             raise ConfigError("the zscore readout needs reference statistics, which this model "
                               "lacks (retrain it with this version)")
         full_mask = hyperactive_mask(self.active_images, t) if t > 0 else None
-        mean, std = self.reference_stats.place_stats(full_mask)
-        return zscore_merge(S, mean, std, [self.regions[m] for m in mods])
+        return self.reference_stats.merge(S, full_mask, [self.regions[m] for m in mods],
+                                          tuple(int(m) for m in mods))
 
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold

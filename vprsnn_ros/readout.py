@@ -62,6 +62,7 @@ class ReferenceStats:
     pair_j: np.ndarray = field(default=None)      # (P,) int64
     pair_sum: np.ndarray = field(default=None)    # (P,) int64
     _cache: dict = field(default_factory=dict, repr=False)
+    _buckets: list | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         a = np.asarray(self.assignments)
@@ -73,13 +74,20 @@ class ReferenceStats:
 
     def add(self, counts: np.ndarray) -> None:
         """Add the spike counts (B, M, N) of B more reference images."""
-        flat = np.asarray(counts, dtype=np.int64).reshape(len(counts), -1)
-        self.neuron_sum += flat.sum(axis=0).reshape(self.neuron_sum.shape)
-        # Blocks of pairs bound the (B, pairs) temporary.
-        for lo in range(0, len(self.pair_i), 1 << 18):
-            hi = lo + (1 << 18)
-            self.pair_sum[lo:hi] += np.einsum("bp,bp->p", flat[:, self.pair_i[lo:hi]],
-                                              flat[:, self.pair_j[lo:hi]])
+        flat = np.asarray(counts).reshape(len(counts), -1)
+        self.neuron_sum += flat.sum(axis=0, dtype=np.int64).reshape(self.neuron_sum.shape)
+        if self._buckets is None:
+            self._buckets = _gram_buckets(self.assignments)
+        # Places with the same number of neurons are done together: one batched
+        # Gram matrix X^T X per place, laid out as same_place_pairs orders the pairs.
+        # float32 is exact here (counts <= 7, at most 49 * B per entry).
+        x = flat.astype(np.float32)
+        for members, offsets in self._buckets:
+            g = members.shape[1]
+            block = x[:, members]                                   # (B, k, g)
+            gram = np.matmul(block.transpose(1, 2, 0), block.transpose(1, 0, 2))  # (k, g, g)
+            index = offsets[:, None] + np.arange(g * g)[None, :]
+            self.pair_sum[index] += gram.reshape(len(members), g * g).astype(np.int64)
         self.n_images += len(counts)
         self._cache.clear()
 
@@ -109,6 +117,19 @@ class ReferenceStats:
         self._cache[key] = result
         return result
 
+    def merge(self, S: np.ndarray, masked: np.ndarray | None, regions: Sequence[np.ndarray],
+              modules: tuple[int, ...]) -> np.ndarray:
+        """:func:`zscore_merge` of ``S`` with this traverse's statistics, layouts cached per module set."""
+        key = ("merge", None if masked is None else np.packbits(masked).tobytes())
+        if key not in self._cache:
+            mean, std = self.place_stats(masked)
+            self._cache[key] = (mean, std_floor(std))
+        layout_key = ("layout", modules)
+        if layout_key not in self._cache:
+            self._cache[layout_key] = MergeLayout(regions)
+        mean, std = self._cache[key]
+        return zscore_merge(S, mean, std, self._cache[layout_key], floored=True)
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {"neuron_sum": self.neuron_sum, "pair_i": self.pair_i, "pair_j": self.pair_j,
                 "pair_sum": self.pair_sum, "n_images": np.array(self.n_images, np.int64)}
@@ -127,45 +148,79 @@ class ReferenceStats:
         return stats
 
 
-def same_place_pairs(assignments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ids (i, j) of every ordered pair of neurons assigned to the same place (i == j included)."""
+def _place_groups(assignments: np.ndarray) -> list[np.ndarray]:
+    """Flat ids of the neurons of each place that has some, places in increasing order."""
     flat = np.asarray(assignments).reshape(-1)
     ids = np.flatnonzero(flat >= 0)
     order = ids[np.argsort(flat[ids], kind="stable")]
     places = flat[order]
-    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    pi, pj = [], []
-    for start, size in zip(starts, sizes):
-        group = order[start:start + size]
-        pi.append(np.repeat(group, size))
-        pj.append(np.tile(group, size))
-    if not pi:
+    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]]) if len(order) else np.zeros(0, int)
+    return np.split(order, starts[1:])
+
+
+def same_place_pairs(assignments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ids (i, j) of every ordered pair of neurons assigned to the same place (i == j included).
+
+    Place by place (increasing), and within a place row-major over its neurons
+    (i slow, j fast): the layout of each place's Gram matrix.
+    """
+    groups = [g for g in _place_groups(assignments) if len(g)]
+    if not groups:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(pi).astype(np.int64), np.concatenate(pj).astype(np.int64)
+    pi = np.concatenate([np.repeat(g, len(g)) for g in groups]).astype(np.int64)
+    pj = np.concatenate([np.tile(g, len(g)) for g in groups]).astype(np.int64)
+    return pi, pj
+
+
+def _gram_buckets(assignments: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Places grouped by neuron count g: (members (k, g), offsets (k,) of their pairs)."""
+    groups = [g for g in _place_groups(assignments) if len(g)]
+    sizes = np.array([len(g) for g in groups], np.int64)
+    offsets = np.r_[0, np.cumsum(sizes * sizes)[:-1]] if len(groups) else np.zeros(0, np.int64)
+    buckets = []
+    for g in np.unique(sizes):
+        which = np.flatnonzero(sizes == g)
+        buckets.append((np.stack([groups[k] for k in which]), offsets[which]))
+    return buckets
+
+
+class MergeLayout:
+    """Which columns form each module's places, for :func:`zscore_merge` (built once per split)."""
+
+    def __init__(self, regions: Sequence[np.ndarray]) -> None:
+        self.lengths = np.array([len(r) for r in regions], np.int64)
+        self.perm = np.concatenate(regions).astype(np.int64)
+        self.starts = np.r_[0, np.cumsum(self.lengths)[:-1]]
+
+
+def std_floor(std: np.ndarray) -> np.ndarray:
+    """``std`` raised to a tenth of its median positive value.
+
+    A place whose score never varied on the reference would otherwise turn any
+    spike into an enormous z.
+    """
+    positive = std[std > 0]
+    floor = 0.1 * float(np.median(positive)) if positive.size else 1.0
+    return np.maximum(std, floor)
 
 
 def zscore_merge(S: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                 regions: Sequence[np.ndarray]) -> np.ndarray:
+                 regions: Sequence[np.ndarray] | MergeLayout, floored: bool = False) -> np.ndarray:
     """Per-place then per-module z-scores of ``S`` (Q, n_places); places of no region get -inf.
 
-    ``std`` below a tenth of the median positive std is raised to it: a place
-    whose score never varied on the reference would otherwise turn any spike
-    into an enormous z. A module whose z1 is flat gives its places 0.
+    ``std`` is floored by :func:`std_floor` unless ``floored`` says it already
+    is. A module whose z1 is flat gives its places 0.
     """
     S = np.asarray(S, dtype=np.float64)
-    positive = std[std > 0]
-    floor = 0.1 * float(np.median(positive)) if positive.size else 1.0
-    z1 = (S - mean) / np.maximum(std, floor)
-    lengths = np.array([len(r) for r in regions], np.int64)
-    perm = np.concatenate(regions).astype(np.int64)
-    starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    block = z1[:, perm]
-    mu = np.repeat(np.add.reduceat(block, starts, axis=1) / lengths, lengths, axis=1)
+    layout = regions if isinstance(regions, MergeLayout) else MergeLayout(regions)
+    z1 = (S - mean) / (std if floored else std_floor(std))
+    block = z1[:, layout.perm]
+    lengths = layout.lengths
+    mu = np.repeat(np.add.reduceat(block, layout.starts, axis=1) / lengths, lengths, axis=1)
     dev = block - mu
-    sd = np.sqrt(np.repeat(np.add.reduceat(dev * dev, starts, axis=1) / lengths, lengths, axis=1))
+    sd = np.sqrt(np.repeat(np.add.reduceat(dev * dev, layout.starts, axis=1) / lengths, lengths, axis=1))
     out = np.full(S.shape, -np.inf)
-    out[:, perm] = np.where(sd > 0, dev / np.where(sd > 0, sd, 1.0), 0.0)
+    out[:, layout.perm] = np.where(sd > 0, dev / np.where(sd > 0, sd, 1.0), 0.0)
     return out
 
 

@@ -152,7 +152,8 @@ def record_reference(net: ModularSNN, reference_rates: np.ndarray,
 
 def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarray,
                                      sweep: Sequence[int] = DEFAULT_T_SWEEP,
-                                     progress: ProgressFn = _quiet) -> tuple[int, list[dict]]:
+                                     progress: ProgressFn = _quiet,
+                                     readout: str = "mean") -> tuple[int, list[dict]]:
     """Pick T with no query image: R@1 of the network on a second presentation of its own reference.
 
     Each reference image is presented again with another Poisson stream (as a
@@ -160,7 +161,8 @@ def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarra
     A hyperactive neuron votes for its place whatever the image, so masking the
     right ones raises this self-recognition; masking too many removes the
     neurons that carry the places. The T with the best R@1 wins, the smallest
-    among equals (least removal). Returns (T, [{threshold, recall_at_1, masked}]).
+    among equals (least removal), scored with ``readout`` (the one the model
+    will run with). Returns (T, [{threshold, recall_at_1, masked}]).
     """
     n = len(reference_rates)
     counts = np.concatenate([
@@ -169,7 +171,7 @@ def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarra
     progress(n, n, "choosing T on the reference")
     rows = []
     for t in sweep:
-        S = net.scores(counts, threshold=t, readout="mean")
+        S = net.scores(counts, threshold=t, readout=readout)
         rows.append({"threshold": int(t), "recall_at_1": float(recall_at_n(S, ns=(1,))[1]),
                      "masked": net.n_masked(t)})
     best = max(rows, key=lambda r: (r["recall_at_1"], -r["threshold"]))
@@ -331,11 +333,12 @@ def _threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Pr
         return int(meta["calibration"]["threshold"]), {
             "method": "calibration", "reason": "best R@1 on the calibration query"}
     if profile.auto_threshold:
-        t, table = choose_threshold_without_queries(net, reference_rates, sweep, progress)
+        t, table = choose_threshold_without_queries(net, reference_rates, sweep, progress,
+                                                    readout=profile.readout)
         best = next(r for r in table if r["threshold"] == t)
         return t, {"method": "reference_self_recognition",
-                   "reason": f"best R@1 ({best['recall_at_1']:.3f}) recognising a second presentation "
-                             f"of the reference traverse; no calibration query given",
+                   "reason": f"best R@1 ({best['recall_at_1']:.3f}, {profile.readout} readout) recognising "
+                             f"a second presentation of the reference traverse; no calibration query given",
                    "table": table}
     return 0, {"method": "none",
                "reason": "no calibration query and profile switch auto_threshold off: no masking"}
