@@ -293,9 +293,9 @@ def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_
         return proc.stdout
 
     tiny = ["--neurons", "20", "--places-per-module", "4", "--epochs", "3"]
-    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "m", *tiny)
+    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "m", *tiny, "--profile", "faithful")
     assert "profile faithful: hyperactivity threshold T = 0 (none:" in out
-    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "t", *tiny, "--profile", "tuned")
+    out = cli("train", "--reference", ref_dir, "--out", tmp_path / "t", *tiny)  # the default profile
     assert "profile tuned: hyperactivity threshold T = " in out and "reference_self_recognition" in out
     out = cli("evaluate", "--model", tmp_path / "t", "--query", query_dir, "--report", tmp_path / "rep",
               "--sequence-length", "2", "--sequence-matcher", "seqslam")
