@@ -154,6 +154,17 @@ def format_table(rows: list[dict], length: int) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: list[dict], length: int) -> str:
+    """The table as README Markdown: R@1 single / diagonal | seqslam sequences, calibration and test."""
+    keys = ["single", f"diagonal{length}", f"seqslam{length}"]
+    lines = [f"| system | readout | T | calibration R@1 (1 / {length} diag / {length} seqslam) "
+             f"| test R@1 (1 / {length} diag / {length} seqslam) |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [" / ".join(f"{r[split][k]:.3f}" for k in keys) for split in ("calibration", "test")]
+        lines.append(f"| {r['system']} | {r['readout']} | {r['T']} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="folder for the models and ablation.json")
@@ -192,6 +203,7 @@ def main() -> int:
                                   for r in rs] for name, rs in profiles.items()}}
     (work / "ablation.json").write_text(json.dumps(result, indent=1) + "\n")
     print(format_table(rows, L))
+    (work / "ablation.md").write_text(format_markdown(rows, L) + "\n")
     print(f"best on calibration (single frame): {best['system']} readout {best['readout']} {best['T']}; "
           f"its test R@1 {best['test']['single']:.3f}")
     for name, rs in profiles.items():
@@ -199,7 +211,7 @@ def main() -> int:
             print(f"profile {name:8s} {r['system']:16s} calibration R@1 {r['calibration']['single']:.3f} "
                   f"(seq {r['calibration'][f'diagonal{L}']:.3f})   test R@1 {r['test']['single']:.3f} "
                   f"(seq {r['test'][f'diagonal{L}']:.3f})")
-    print(f"written {work / 'ablation.json'}")
+    print(f"written {work / 'ablation.json'} and {work / 'ablation.md'}")
     return 0
 
 

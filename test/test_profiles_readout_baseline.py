@@ -303,3 +303,24 @@ def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["baseline"]["sequence_matcher"] == "seqslam" and report["profile"]["name"] == "tuned"
     assert set(report["baseline"]["recall"]) == set(report["recall"])
+
+
+def test_calibration_query_decides_t_with_the_profiles_readout(route, tmp_path):
+    names, ref, query, _ = route
+    tables = {}
+    for profile in (FAITHFUL, TUNED):
+        out = tmp_path / profile.name
+        train_network(CONFIG, [ref], names, out, workers=2, profile=profile, calibration_places=8,
+                      calibration_query=query[:8])
+        meta = ModelStore.open(out).meta
+        assert meta["threshold_choice"]["method"] == "calibration"
+        assert meta["hyperactive_threshold"] == meta["calibration"]["threshold"]
+        net = load_network(out)
+        mods, places = net.module_split("calibration"), net.split_places("calibration")
+        counts = net.spike_counts(rates_hz(query[:8]).astype(np.float64), np.arange(8), modules=mods)
+        tables[profile.name] = meta["calibration"]["table"]
+        for row in tables[profile.name]:
+            S = net.scores(counts, modules=mods, threshold=row["threshold"], readout=profile.readout)
+            assert row["recall_at_1"] == recall_at_n(S[:, places], ns=(1,))[1], (profile.name, row)
+    # The readouts differ on this route, so the check above tells which one calibrated T.
+    assert [r["recall_at_1"] for r in tables["faithful"]] != [r["recall_at_1"] for r in tables["tuned"]]

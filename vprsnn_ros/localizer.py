@@ -18,6 +18,10 @@ functions of ``s1``, so they accept the same queries in the same order and
 their PR curves and PR-AUC are identical. Margin-based alternatives
 (``(s1 - s2) / s1``) were measured on Nordland and gave a lower PR-AUC
 (0.015 vs 0.035 for single frames, 0.201 vs 0.206 with L = 4).
+
+With the ``zscore`` readout or the ``seqslam`` matcher scores have no upper
+bound, and the confidence is ``1 / (1 + exp(-s1 / (L * K)))`` instead
+(:func:`~vprsnn_ros.readout.bounded_confidence`): also increasing in ``s1``.
 """
 
 from __future__ import annotations

@@ -287,7 +287,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
             for m in cal_modules:
                 save_module(store, m, next(r for r in cal_results[m] if r.epochs == epochs))
             net = load_network(store, require_complete=False, modules=cal_modules)
-            net.active_images[:] = record_activity(net, rates_hz(traverses[0]).astype(np.float64))
+            record_reference(net, rates_hz(traverses[0]).astype(np.float64))
+            net.readout = profile.readout  # T is calibrated for the readout the model will run with
             for row in calibration_table(net, rates_hz(calibration_query).astype(np.float64), t_sweep):
                 table.append({"epochs": epochs, **row})
         best = _best(table)
