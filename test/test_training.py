@@ -15,6 +15,7 @@ from vprsnn_ros.metrics import recall_at_n
 from vprsnn_ros.model_io import load_network
 from vprsnn_ros.network import NetworkConfig, make_regions
 from vprsnn_ros.preprocess import preprocess_batch, rates_hz
+from vprsnn_ros.profiles import FAITHFUL
 from vprsnn_ros.synthetic import make_route
 from vprsnn_ros.training import train_network
 
@@ -109,9 +110,11 @@ def test_interrupted_training_resumes_to_the_same_model(route, tmp_path):
 def test_calibration_sweeps_threshold_and_epochs(route, tmp_path):
     names, _, _, ref_pixels, query_pixels = route
     cfg = CONFIG.with_(epochs=4)
+    # The faithful profile with pre-selection on (the switch the tuned profile bundles).
     net = train_network(cfg, [ref_pixels], names, tmp_path / "cal", calibration_places=8,
                         calibration_query=query_pixels[:8], epoch_checkpoints=[2],
-                        t_sweep=(0, 2, 4), workers=2)
+                        t_sweep=(0, 2, 4), workers=2,
+                        profile=FAITHFUL.with_(name="preselect", preselect=True))
     meta = load_network(tmp_path / "cal")
     from vprsnn_ros.model_store import ModelStore
     cal = ModelStore.open(tmp_path / "cal").meta["calibration"]

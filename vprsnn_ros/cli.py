@@ -73,8 +73,10 @@ def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patc
 def cmd_train(args: argparse.Namespace) -> int:
     from .ensemble import write_ensemble_manifest
     from .network import NetworkConfig
+    from .profiles import get_profile
     from .training import train_network
 
+    profile = get_profile(args.profile)
     if args.ensemble < 1:
         raise ConfigError("--ensemble must be >= 1")
     config = NetworkConfig(
@@ -111,8 +113,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for k in range(args.ensemble):
         member_out = out if args.ensemble == 1 else out / f"seed_{args.seed + k}"
         started = time.perf_counter()
-        train_network(config.with_(seed=args.seed + k), [t.pixels for t in traverses],
-                      traverses[0].names, member_out,
+        net = train_network(config.with_(seed=args.seed + k), [t.pixels for t in traverses],
+                      traverses[0].names, member_out, profile=profile,
                       calibration_places=args.calibration_places, calibration_query=cal_query,
                       epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
                       progress=_progress_bar(f"train seed {args.seed + k}"),
@@ -120,27 +122,37 @@ def cmd_train(args: argparse.Namespace) -> int:
                       thumbnails=traverses[0].thumbnails)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
-        print(_calibration_summary(member_out), flush=True)
+        _print_threshold_choice(member_out, net.hyperactive_threshold, profile.name)
+        _print_preselect_choice(member_out)
     if args.ensemble > 1:
         write_ensemble_manifest(out, members)
     print(f"model written to {out}")
     return 0
 
 
-def _calibration_summary(model_dir: Path) -> str:
-    """What the model will use at query time, and why (read back from its model.yaml)."""
+def _print_threshold_choice(model_dir: Path, threshold: int, profile: str) -> None:
+    """Say which T the model will run with and why: a model must not run unmasked silently."""
+    from .model_store import ModelStore
+
+    choice = ModelStore.open(model_dir).meta.get("threshold_choice", {})
+    print(f"profile {profile}: hyperactivity threshold T = {threshold} "
+          f"({choice.get('method', '?')}: {choice.get('reason', '')})", flush=True)
+    if choice.get("method") == "none":
+        print("  give --calibration-places N --calibration-query DIR, or --profile tuned "
+              "(T chosen on the reference itself), to mask hyperactive neurons", flush=True)
+
+
+def _print_preselect_choice(model_dir: Path) -> None:
+    """Say how many modules the SNN will run per query, and why."""
     from .model_store import ModelStore
 
     meta = ModelStore.open(model_dir).meta
-    cal = meta.get("calibration")
     k = int(meta.get("preselect_k", 0))
-    if not cal:
-        return (f"  T = {meta.get('hyperactive_threshold', 0)} and pre-selection K = every module: "
-                f"no calibration query given (--calibration-places N --calibration-query DIR)")
-    k_text = "every module" if k == 0 else str(k)
-    return (f"  T = {cal['threshold']} (best calibration R@1 {cal['recall_at_1']:.3f} on "
-            f"{cal['places']} places), pre-selection K = {k_text} "
-            f"(cheapest K within 0.005 of every module's calibration R@1)")
+    if "preselect" not in meta:
+        print("  module pre-selection K = every module (no calibration query to choose K on)", flush=True)
+    else:
+        print(f"  module pre-selection K = {k or 'every module'} (the cheapest K whose calibration "
+              f"R@1 is within 0.005 of every module's)", flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -177,7 +189,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     bar = _progress_bar("evaluate", unit="query")
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
-                                   preselect_k=args.preselect, progress=lambda d, t: bar(d, t))
+                                   preselect_k=args.preselect, progress=lambda d, t: bar(d, t),
+                                   readout=args.readout, sequence_matcher=args.sequence_matcher)
     report["model"] = str(args.model)
     report["query"] = str(args.query)
     write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
@@ -208,6 +221,10 @@ def cmd_replay_eval(args: argparse.Namespace) -> int:
     print("R@N   " + "  ".join(f"{v:6.3f}" for v in recall.values()))
     print(f"PR-AUC {report['pr_auc']:.3f}   recall@100%P {report['recall_at_100_precision']:.3f}   "
           f"latency ms p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']}")
+    base = report.get("baseline")
+    if base:
+        print("SAD   " + "  ".join(f"{v:6.3f}" for v in base["recall"].values())
+              + f"   PR-AUC {base['pr_auc']:.3f}   (baseline: sum of absolute differences, same frames)")
     print(f"report written to {args.report}")
     return 0
 
@@ -273,6 +290,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from .profiles import DEFAULT_PROFILE, PROFILES
+    from .readout import READOUTS
+    from .sequence import SEQUENCE_MATCHERS
+
     parser = argparse.ArgumentParser(prog="vprsnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"vprsnn_ros {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epoch counts to compare during calibration (the final --epochs is always one)")
     t.add_argument("--workers", type=int, default=2, help="modules trained in parallel")
     t.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
+    t.add_argument("--profile", choices=tuple(PROFILES), default=DEFAULT_PROFILE,
+                   help="faithful: the published method; tuned: z-score readout and T chosen without "
+                        "queries (README: Accuracy profiles and baseline)")
     _add_place_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -314,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--preselect", type=int, metavar="K",
                    help="run the SNN on each query's K best modules by template (default: the "
                         "calibrated K; 0 = every module)")
+    e.add_argument("--readout", choices=READOUTS,
+                   help="place readout (default: the model's profile)")
+    e.add_argument("--sequence-matcher", choices=SEQUENCE_MATCHERS, default="diagonal",
+                   help="diagonal sum, or SeqSLAM contrast normalisation + velocity search")
     _add_place_options(e)
     e.set_defaults(func=cmd_evaluate)
 

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .atomic import atomic_write_text
+from .baseline import baseline_report
 from .errors import ConfigError, DataError
 from .localizer import max_spikes_per_neuron, score_confidence
 from .metrics import evaluate_scores, pr_curves
@@ -17,18 +18,19 @@ from .network import ModularSNN, lane_spike_counts
 from .preselect import ModuleRanker, effective_k
 from .plots import save_pr_curve, save_similarity_matrix
 from .preprocess import rates_hz
-from .sequence import sequence_scores
+from .readout import bounded_confidence, check_readout
+from .sequence import check_matcher, match_sequences
 
 
 def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.ndarray,
                  threshold: int | None = None, batch: int = 32,
                  progress: Callable[[int, int], None] | None = None,
-                 preselect_k: int | None = None) -> np.ndarray:
+                 preselect_k: int | None = None, readout: str | None = None) -> np.ndarray:
     """Ensemble-summed scores (Q, n_places) of preprocessed queries, query q using stream id q.
 
     ``preselect_k``: each member runs only its K best ``modules`` per query
     (template pre-selection, :mod:`preselect`); None = the member's calibrated
-    K, 0 = all ``modules``.
+    K, 0 = all ``modules``. ``readout``: see :meth:`ModularSNN.scores`.
     """
     rates = rates_hz(pixels).astype(np.float64)
     total = np.zeros((len(pixels), members[0].n_places))
@@ -42,7 +44,7 @@ def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.
                   for r, k in zip(rankers, ks)]
         counts = lane_spike_counts(members, rates[start:stop], ids, chosen)
         for net, c, m in zip(members, counts, chosen):
-            total[start:stop] += net.scores(c, modules=m, threshold=threshold)
+            total[start:stop] += net.scores(c, modules=m, threshold=threshold, readout=readout)
         if progress is not None:
             progress(stop, len(pixels))
     return total
@@ -51,16 +53,23 @@ def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.
 def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray | None = None, *,
              split: str = "auto", tolerance: int = 0, sequence_length: int = 1,
              threshold: int | None = None, preselect_k: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+             progress: Callable[[int, int], None] | None = None, readout: str | None = None,
+             sequence_matcher: str = "diagonal") -> tuple[dict, np.ndarray, np.ndarray]:
     """Score every query and compute the metrics.
 
     ``split``: 'test' evaluates the test places with the test modules only (the
     published protocol, when the model has a calibration split), 'all' every
     place with every module; 'auto' = 'test' when a calibration split exists.
     Query q's true place is ``gt[q]`` (default q; -1 = no true place).
+    ``readout`` (default: the model's profile) and ``sequence_matcher``
+    ('diagonal' or 'seqslam') select the profile switch and the matcher; the
+    SAD baseline (report key ``baseline``) is scored on the same images,
+    places and matcher when the model stores its reference pixels.
     Returns (report, S, gt) with S (Q', P') and gt restricted to the split.
     """
     net = members[0]
+    readout = check_readout(net.readout if readout is None else readout)
+    check_matcher(sequence_matcher)
     if sequence_length < 1:
         raise ConfigError("sequence length must be >= 1")
     if sequence_length > len(pixels):
@@ -81,31 +90,50 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()
     S_all = query_scores(members, pixels, modules, threshold, progress=progress,
-                         preselect_k=preselect_k)
+                         preselect_k=preselect_k, readout=readout)
     seconds = time.perf_counter() - started
     S = S_all[:, places]
     column = np.full(net.n_places, -1)
     column[places] = np.arange(len(places))
     gt_local = np.where(gt >= 0, column[np.maximum(gt, 0)], -1)
-    if sequence_length > 1:
-        S = sequence_scores(S, sequence_length)
+    if sequence_length > 1 or sequence_matcher != "diagonal":
+        S = match_sequences(S, sequence_length, sequence_matcher)
     max_score = max_spikes_per_neuron(net.config) * sequence_length * len(members)
-    confidence = score_confidence(S, max_score)
+    native = readout == "mean" and sequence_matcher == "diagonal"
+    confidence = report_confidence(S, {"confidence_max_score": max_score, "confidence_scale": None if native
+                                       else sequence_length * len(members)})
     report = evaluate_scores(S, gt_local, confidence=confidence, tolerance=tolerance)
     # Modules each member ran per query (= all of the split without pre-selection).
     report_k = [int(effective_k(m, preselect_k, len(modules))) for m in members]
     report.update({
+        "profile": net.profile.to_dict(), "readout": readout, "sequence_matcher": sequence_matcher,
+        "confidence_scale": None if native else sequence_length * len(members),
         "split": split, "places": int(len(places)), "modules": int(len(modules)),
         "ensemble": len(members), "sequence_length": sequence_length,
         "hyperactive_threshold": int(net.hyperactive_threshold if threshold is None else threshold),
         "preselect_k": report_k,
-        "confidence": "s1 / (max_spikes * L * K)",
+        "confidence": "s1 / (max_spikes * L * K)" if native else "1 / (1 + exp(-s1 / (L * K)))",
         "confidence_max_score": max_score,
         "timing": {"seconds": round(seconds, 3),
                    "queries_per_second": round(len(pixels) / seconds, 3) if seconds > 0 else None,
                    "modules_per_query": int(sum(report_k))},
     })
+    if net.reference_pixels is not None:
+        report["baseline"] = baseline_report(pixels, net.reference_pixels, gt_local, places=places,
+                                             sequence_length=sequence_length,
+                                             sequence_matcher=sequence_matcher, tolerance=tolerance)
+    else:
+        report["baseline"] = None
+        report["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
     return report, S, gt_local
+
+
+def report_confidence(S: np.ndarray, report: dict) -> np.ndarray:
+    """Per-query confidence as the report defines it (bounded for z-scores and SeqSLAM)."""
+    scale = report.get("confidence_scale")
+    if scale:
+        return bounded_confidence(S, scale)
+    return score_confidence(S, report["confidence_max_score"])
 
 
 def write_report(out_dir: str | Path, report: dict, S: np.ndarray, gt: np.ndarray,
@@ -114,7 +142,7 @@ def write_report(out_dir: str | Path, report: dict, S: np.ndarray, gt: np.ndarra
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    curves = pr_curves(S, gt, confidence=score_confidence(S, report["confidence_max_score"]))
+    curves = pr_curves(S, gt, confidence=report_confidence(S, report))
     save_pr_curve(out / "pr_curve.png", {name: (c[0], c[1]) for name, c in curves.items()}, title=title)
     save_similarity_matrix(out / "similarity.png", S, gt=gt, title=title)
 
@@ -132,4 +160,54 @@ def format_report(report: dict) -> str:
     lines.append(f"PR-AUC {report['pr_auc']:.3f} (distance rule {report['pr_auc_distance']:.3f})   "
                  f"recall@100%P {report['recall_at_100_precision']:.3f}   "
                  f"{report['timing']['queries_per_second']} queries/s")
+    if "profile" in report:
+        lines[0] += f"   profile {report['profile']['name']} (readout {report['readout']}, " \
+                    f"matcher {report['sequence_matcher']})"
+    base = report.get("baseline")
+    if base:
+        lines.append("SAD   " + "  ".join(f"{v:6.3f}" for v in base["recall"].values())
+                     + f"   PR-AUC {base['pr_auc']:.3f}   (baseline: sum of absolute differences, "
+                     f"same images and matcher)")
+    elif "baseline_note" in report:
+        lines.append(f"SAD baseline: none ({report['baseline_note']})")
     return "\n".join(lines)
+
+
+def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered: Sequence[int], *,
+                  sequence_length: int = 1, sequence_matcher: str = "diagonal") -> dict:
+    """What the replay report adds from the model: profile, confidence scale and the SAD baseline.
+
+    ``images``: every frame the player publishes, in order (raw, as in the
+    bag); ``answered``: the frames the localizer answered (frame k = place k).
+    The baseline runs its sequence matcher over all frames, then keeps the
+    answered ones, as the network's report does.
+    """
+    from .ensemble import member_dirs
+    from .model_store import ModelStore
+    from .network import NetworkConfig
+    from .preprocess import preprocess_batch
+    from .profiles import Profile
+
+    check_matcher(sequence_matcher)
+    members = member_dirs(model_dir)
+    store = ModelStore.open(members[0])
+    meta = store.meta
+    profile = Profile.from_dict(meta.get("profile"))
+    native = profile.readout == "mean" and sequence_matcher == "diagonal"
+    out: dict = {"profile": profile.to_dict(), "readout": profile.readout,
+                 "sequence_matcher": sequence_matcher,
+                 "confidence_scale": None if native else sequence_length * len(members)}
+    if not store.has_part("reference_pixels"):
+        out["baseline"] = None
+        out["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
+        return out
+    config = NetworkConfig.from_dict(meta["config"])
+    reference = store.read_part("reference_pixels", {"pixels": ((None, config.n_inputs), "uint8")})["pixels"]
+    answered = np.asarray(answered, dtype=np.int64)
+    if len(images) > len(reference):
+        raise DataError(f"the replay has {len(images)} frames but the model only {len(reference)} places")
+    pixels = preprocess_batch(images, config.image_size, config.patch)
+    base = baseline_report(pixels, reference, answered, rows=answered, sequence_length=sequence_length,
+                           sequence_matcher=sequence_matcher)
+    out["baseline"] = base
+    return out

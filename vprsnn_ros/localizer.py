@@ -18,6 +18,10 @@ functions of ``s1``, so they accept the same queries in the same order and
 their PR curves and PR-AUC are identical. Margin-based alternatives
 (``(s1 - s2) / s1``) were measured on Nordland and gave a lower PR-AUC
 (0.015 vs 0.035 for single frames, 0.201 vs 0.206 with L = 4).
+
+With the ``zscore`` readout or the ``seqslam`` matcher scores have no upper
+bound, and the confidence is ``1 / (1 + exp(-s1 / (L * K)))`` instead
+(:func:`~vprsnn_ros.readout.bounded_confidence`): also increasing in ``s1``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from .errors import ConfigError
 from .network import ModularSNN, lane_spike_counts
 from .preprocess import preprocess, rates_hz
 from .preselect import ModuleRanker, effective_k
-from .sequence import OnlineSequenceMatcher
+from .readout import bounded_confidence, check_readout
+from .sequence import online_matcher
 
 
 def max_spikes_per_neuron(config) -> int:
@@ -78,7 +83,8 @@ class Localizer:
     def __init__(self, model: str | Path | ModularSNN | Sequence[ModularSNN], *,
                  sequence_length: int = 1, top_k: int = 5,
                  hyperactive_threshold: int | None = None, seed: int | None = None,
-                 preselect_k: int | None = None) -> None:
+                 preselect_k: int | None = None, readout: str | None = None,
+                 sequence_matcher: str = "diagonal") -> None:
         if isinstance(model, (str, Path)):
             members = load_model(model)
         elif isinstance(model, ModularSNN):
@@ -101,7 +107,11 @@ class Localizer:
         self.seed = seed
         self.sequence_length = sequence_length
         self.max_score = float(max_spikes_per_neuron(members[0].config) * sequence_length * len(members))
-        self._matcher = OnlineSequenceMatcher(sequence_length, members[0].n_places)
+        # readout (None: the model's profile) and matcher: see readout.py and sequence.py.
+        self.readout = check_readout(members[0].readout if readout is None else readout)
+        self.sequence_matcher = sequence_matcher
+        self._matcher = online_matcher(sequence_matcher, sequence_length, members[0].n_places)
+        self._bounded = self.readout != "mean" or sequence_matcher != "diagonal"
         self.frames = 0
         # Modules each member runs per frame: the override, else the member's calibrated K.
         self.preselect = [effective_k(net, preselect_k, net.n_modules) for net in members]
@@ -145,7 +155,7 @@ class Localizer:
         # ensemble with pre-selection is 5 lane groups, not 5 sequential calls).
         counts = lane_spike_counts(self.members, rates, ids, modules)
         for net, c, m in zip(self.members, counts, modules):
-            total += net.scores(c, modules=m, threshold=self.threshold)
+            total += net.scores(c, modules=m, threshold=self.threshold, readout=self.readout)
         self.last_modules = [np.broadcast_to(np.arange(net.n_modules), (len(ids), net.n_modules))
                              if m is None else m for net, m in zip(self.members, modules)]
         return total
@@ -162,6 +172,8 @@ class Localizer:
             empty = np.zeros(0, np.int64)
             return Estimate(-1, 0.0, empty, np.zeros(0), time.perf_counter() - start, seq)
         top = np.argsort(-seq, kind="stable")[: self.top_k]
-        return Estimate(place_id=int(top[0]), confidence=float(score_confidence(seq, self.max_score)),
+        conf = bounded_confidence(seq, self.sequence_length * len(self.members)) if self._bounded \
+            else score_confidence(seq, self.max_score)
+        return Estimate(place_id=int(top[0]), confidence=float(conf),
                         top_places=top, top_scores=seq[top], latency_s=time.perf_counter() - start,
                         scores=seq)

@@ -1,9 +1,12 @@
 """Mapping between a :class:`ModularSNN` and its model directory.
 
 Parts: ``network`` (delays, regions), ``module_NNNN`` (one per module: weights,
-theta, assignments) and ``hyperactivity`` (reference activity of every
-neuron). The manifest carries the config, the places (names, optional poses)
-and the calibration results.
+theta, assignments), ``hyperactivity`` (reference activity of every neuron),
+``reference_stats`` (sums for the zscore readout, readout.py) and
+``reference_pixels`` (the preprocessed reference images, ``pixels`` (n_places,
+n_inputs) uint8, for the SAD baseline). The last two are optional: models
+trained before them load without. The manifest carries the config, the places
+(names, optional poses), the profile and the calibration results.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import numpy as np
 from .errors import ModelError, VprsnnError
 from .model_store import ModelStore, open_complete
 from .network import ModularSNN, NetworkConfig
+from .profiles import Profile
+from .readout import ReferenceStats
 
 
 def network_meta(config: NetworkConfig, place_names: Sequence[str],
@@ -46,6 +51,12 @@ def save_module(store: ModelStore, module: int, result) -> None:
     })
 
 
+def save_reference_parts(store: ModelStore, stats: ReferenceStats, pixels: np.ndarray) -> None:
+    """The zscore readout's reference sums and the preprocessed reference images (784 B a place)."""
+    store.write_part("reference_stats", stats.arrays())
+    store.write_part("reference_pixels", {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})
+
+
 def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bool = True,
                  modules: Sequence[int] | None = None) -> ModularSNN:
     """Load a network; with ``modules``, only those (for calibration of a partial model)."""
@@ -70,6 +81,7 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
             if poses.shape != (n_places, 7) or not np.all(np.isfinite(poses)):
                 raise ValueError("places.poses must be one finite [x, y, z, qx, qy, qz, qw] per place")
         pose_frame = meta["places"].get("pose_frame")
+        profile = Profile.from_dict(meta.get("profile"))
         if threshold < 0 or n_places < 1 or preselect_k < 0:
             raise ValueError("negative hyperactive_threshold or preselect_k, or no places")
     except (KeyError, TypeError, ValueError, AttributeError, VprsnnError) as exc:
@@ -98,7 +110,19 @@ def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bo
     active = np.full((len(ids), n), -1, np.int32)
     if store.has_part("hyperactivity") and modules is None:
         active = store.read_part("hyperactivity", {"active_images": ((len(ids), n), "int32")})["active_images"]
+    stats = pixels = None
+    if store.has_part("reference_stats") and modules is None:
+        part = store.read_part("reference_stats", {
+            "neuron_sum": ((len(ids), n), "int64"), "pair_i": ((None,), "int64"),
+            "pair_j": ((None,), "int64"), "pair_sum": ((None,), "int64"), "n_images": ((), "int64")})
+        try:
+            stats = ReferenceStats.from_arrays(assignments, n_places, part)
+        except VprsnnError as exc:
+            raise ModelError(f"model {store.path} is corrupt: {exc}") from None
+    if store.has_part("reference_pixels"):
+        pixels = store.read_part("reference_pixels", {"pixels": ((n_places, n_in), "uint8")})["pixels"]
     return ModularSNN(
+        profile=profile, readout=profile.readout, reference_stats=stats, reference_pixels=pixels,
         config=config, delays=net["delays"], n_places=n_places,
         regions=regions if modules is None else [regions[m] for m in ids],
         n_calibration_modules=int(net["n_calibration_modules"]) if modules is None else len(ids),

@@ -15,6 +15,8 @@ from numba import get_num_threads
 from . import kernels, lane_engine
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
+from .profiles import FAITHFUL, Profile
+from .readout import ReferenceStats, check_readout
 
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
@@ -231,6 +233,13 @@ class ModularSNN:
     # x, y, z, qx, qy, qz, qw in frame ``pose_frame``.
     place_poses: np.ndarray | None = None
     pose_frame: str | None = None
+    # The profile it was trained with (profiles.py) and its readout ('mean' is the faithful one).
+    profile: Profile = FAITHFUL
+    readout: str = "mean"
+    # Sums over the reference traverse for the 'zscore' readout (None: not recorded).
+    reference_stats: ReferenceStats | None = None
+    # Preprocessed reference images (n_places, n_inputs) uint8, for the SAD baseline.
+    reference_pixels: np.ndarray | None = None
     _layout: DelayLayout | None = field(default=None, repr=False)
     _slot_t: np.ndarray | None = field(default=None, repr=False)
     _interleaved: np.ndarray | None = field(default=None, repr=False)
@@ -315,22 +324,33 @@ class ModularSNN:
         return self._slot_t
 
     def scores(self, counts: np.ndarray, modules: np.ndarray | None = None,
-               threshold: int | None = None) -> np.ndarray:
+               threshold: int | None = None, readout: str | None = None) -> np.ndarray:
         """Place scores (Q, n_places) from spike counts of ``modules`` (all by default).
 
-        ``modules`` (K,) for every query or (Q, K) per query (pre-selection);
-        places of modules that were not run score 0.
+        ``modules`` (K,) for every query or (Q, K) per query (pre-selection).
+        ``readout`` (default: the network's) 'mean' gives the faithful scores,
+        places of modules that were not run scoring 0; 'zscore' merges the
+        modules by z-scores (readout.py), places of other modules then score
+        -inf.
         """
         mods = np.arange(self.n_modules) if modules is None else np.asarray(modules)
         t = self.hyperactive_threshold if threshold is None else threshold
         if t > 0 and np.any(self.active_images[np.unique(mods)] < 0):
             raise ConfigError("hyperactivity was not recorded for this network")
         if mods.ndim == 2:
-            return np.concatenate([self.scores(counts[q:q + 1], mods[q], t)
+            return np.concatenate([self.scores(counts[q:q + 1], mods[q], t, readout)
                                    for q in range(len(mods))]) if len(mods) else \
                 np.zeros((0, self.n_places))
         masked = hyperactive_mask(self.active_images[mods], t) if t > 0 else None
-        return place_scores(counts, self.assignments[mods], self.n_places, masked)
+        S = place_scores(counts, self.assignments[mods], self.n_places, masked)
+        if check_readout(self.readout if readout is None else readout) == "mean":
+            return S
+        if self.reference_stats is None:
+            raise ConfigError("the zscore readout needs reference statistics, which this model "
+                              "lacks (retrain it with this version)")
+        full_mask = hyperactive_mask(self.active_images, t) if t > 0 else None
+        return self.reference_stats.merge(S, full_mask, [self.regions[m] for m in mods],
+                                          tuple(int(m) for m in mods))
 
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold

@@ -19,13 +19,16 @@ import numpy as np
 from . import kernels
 from .errors import ConfigError, DataError, ModelError
 from .metrics import recall_at_n
-from .model_io import load_network, network_meta, save_module, save_network_part, save_thumbnails
+from .model_io import (load_network, network_meta, save_module, save_network_part,
+                       save_reference_parts, save_thumbnails)
 from .model_store import ModelStore
 from .network import (DEFAULT_T_SWEEP, DelayLayout, ModularSNN, NetworkConfig, assign_neurons,
                       initial_weights, make_delays, make_regions)
 from .params import pack, steps
 from .preprocess import rates_hz
 from .preselect import calibrate_k
+from .profiles import FAITHFUL, Profile
+from .readout import ReferenceStats
 
 # progress(done, total, message): done/total count training presentations.
 ProgressFn = Callable[[int, int, str], None]
@@ -114,20 +117,66 @@ def train_module(config: NetworkConfig, layout: DelayLayout, module: int, region
 
 
 def record_activity(net: ModularSNN, reference_rates: np.ndarray, batch: int = 64,
-                    progress: ProgressFn = _quiet) -> np.ndarray:
-    """Number of reference images each neuron fires in, frozen (spec section 6, step 1-2)."""
+                    progress: ProgressFn = _quiet,
+                    on_counts: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Number of reference images each neuron fires in, frozen (spec section 6, step 1-2).
+
+    ``on_counts`` receives each batch's spike counts (B, M, N), e.g. to gather
+    the reference statistics of the zscore readout in the same pass.
+    """
     active = np.zeros((net.n_modules, net.config.n_neurons), np.int32)
     n = len(reference_rates)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         counts = net.spike_counts(reference_rates[start:stop], np.arange(start, stop) + _REFERENCE_STREAM)
         active += (counts > 0).sum(axis=0, dtype=np.int32)
+        if on_counts is not None:
+            on_counts(counts)
         progress(stop, n, "recording hyperactivity")
     return active
 
 
 # Query ids name random streams; reference recordings use ids far from query ids.
 _REFERENCE_STREAM = 1 << 40
+# The second presentation of the reference that chooses T without queries: yet other streams.
+_SELF_TEST_STREAM = 2 << 40
+
+
+def record_reference(net: ModularSNN, reference_rates: np.ndarray,
+                     progress: ProgressFn = _quiet) -> ReferenceStats:
+    """Record hyperactivity into ``net.active_images`` and return the reference statistics, in one pass."""
+    stats = ReferenceStats(assignments=net.assignments, n_places=net.n_places)
+    net.active_images[:] = record_activity(net, reference_rates, progress=progress, on_counts=stats.add)
+    net.reference_stats = stats
+    return stats
+
+
+def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarray,
+                                     sweep: Sequence[int] = DEFAULT_T_SWEEP,
+                                     progress: ProgressFn = _quiet,
+                                     readout: str = "mean") -> tuple[int, list[dict]]:
+    """Pick T with no query image: R@1 of the network on a second presentation of its own reference.
+
+    Each reference image is presented again with another Poisson stream (as a
+    query would be) and must be recognised as its own place among all places.
+    A hyperactive neuron votes for its place whatever the image, so masking the
+    right ones raises this self-recognition; masking too many removes the
+    neurons that carry the places. The T with the best R@1 wins, the smallest
+    among equals (least removal), scored with ``readout`` (the one the model
+    will run with). Returns (T, [{threshold, recall_at_1, masked}]).
+    """
+    n = len(reference_rates)
+    counts = np.concatenate([
+        net.spike_counts(reference_rates[s:s + 64], np.arange(s, min(s + 64, n)) + _SELF_TEST_STREAM)
+        for s in range(0, n, 64)]) if n else np.zeros((0, net.n_modules, net.config.n_neurons))
+    progress(n, n, "choosing T on the reference")
+    rows = []
+    for t in sweep:
+        S = net.scores(counts, threshold=t, readout=readout)
+        rows.append({"threshold": int(t), "recall_at_1": float(recall_at_n(S, ns=(1,))[1]),
+                     "masked": net.n_masked(t)})
+    best = max(rows, key=lambda r: (r["recall_at_1"], -r["threshold"]))
+    return best["threshold"], rows
 
 
 def calibration_table(net: ModularSNN, query_rates: np.ndarray,
@@ -162,8 +211,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
                   t_sweep: Sequence[int] = DEFAULT_T_SWEEP, workers: int = 2,
                   resume: bool = False, progress: ProgressFn = _quiet,
                   place_poses: np.ndarray | None = None,
-                  pose_frame: str | None = None,
-                  thumbnails: np.ndarray | None = None) -> ModularSNN:
+                  pose_frame: str | None = None, thumbnails: np.ndarray | None = None,
+                  profile: Profile = FAITHFUL) -> ModularSNN:
     """Train, record hyperactivity, calibrate and save a modular network.
 
     ``traverses``: preprocessed reference traverses, each (n_places, n_inputs)
@@ -171,8 +220,12 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     ``calibration_places`` > 0 and a ``calibration_query`` (the query images of
     those first places), T is chosen by R@1 on that split, and so is the epoch
     count among ``epoch_checkpoints`` (the calibration modules are trained first
-    and the test modules then get the chosen count). Returns the trained network.
+    and the test modules then get the chosen count). Without a calibration query
+    T is 0, or, with the profile switch ``auto_threshold``, chosen on the
+    reference itself; ``model.yaml`` records the profile and how T was chosen
+    (``threshold_choice``). Returns the trained network.
     """
+    profile = profile.validate()
     config.validate()
     n_places = len(place_names)
     for k, trav in enumerate(traverses):
@@ -238,7 +291,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
             for m in cal_modules:
                 save_module(store, m, next(r for r in cal_results[m] if r.epochs == epochs))
             net = load_network(store, require_complete=False, modules=cal_modules)
-            net.active_images[:] = record_activity(net, rates_hz(traverses[0]).astype(np.float64))
+            record_reference(net, rates_hz(traverses[0]).astype(np.float64))
+            net.readout = profile.readout  # T is calibrated for the readout the model will run with
             for row in calibration_table(net, rates_hz(calibration_query).astype(np.float64), t_sweep):
                 table.append({"epochs": epochs, **row})
         best = _best(table)
@@ -257,20 +311,44 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     train_seconds = time.perf_counter() - started
     net = load_network(store, require_complete=False)
     record_start = time.perf_counter()
-    net.active_images[:] = record_activity(net, rates_hz(traverses[0]).astype(np.float64),
-                                           progress=progress)
+    reference_rates = rates_hz(traverses[0]).astype(np.float64)
+    stats = record_reference(net, reference_rates, progress=progress)
     store.write_part("hyperactivity", {"active_images": net.active_images})
-    threshold = int(store.meta["calibration"]["threshold"]) if calibrate else 0
+    save_reference_parts(store, stats, traverses[0])
+    threshold, choice = _threshold_choice(net, store.meta, calibrate, profile, reference_rates,
+                                          t_sweep, progress)
     net.hyperactive_threshold = threshold
-    if calibrate:
+    net.profile, net.readout = profile, profile.readout
+    net.reference_pixels = np.asarray(traverses[0], np.uint8)
+    if calibrate and profile.preselect:
         net.preselect_k, k_table = calibrate_k(
             net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
             threshold)
         store.update_meta(preselect={"k": net.preselect_k, "table": k_table})
     store.update_meta(
-        hyperactive_threshold=threshold, preselect_k=net.preselect_k,
+        profile=profile.to_dict(), threshold_choice=choice, preselect_k=net.preselect_k,
+        hyperactive_threshold=threshold,
         training={"seconds": round(train_seconds, 2),
                   "record_seconds": round(time.perf_counter() - record_start, 2),
                   "workers": workers, "traverses": len(traverses), "epochs": chosen_epochs},
         complete=True)
     return net
+
+
+def _threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Profile,
+                      reference_rates: np.ndarray, sweep: Sequence[int],
+                      progress: ProgressFn) -> tuple[int, dict]:
+    """T and the record of why (``model.yaml`` key ``threshold_choice``)."""
+    if calibrated:
+        return int(meta["calibration"]["threshold"]), {
+            "method": "calibration", "reason": "best R@1 on the calibration query"}
+    if profile.auto_threshold:
+        t, table = choose_threshold_without_queries(net, reference_rates, sweep, progress,
+                                                    readout=profile.readout)
+        best = next(r for r in table if r["threshold"] == t)
+        return t, {"method": "reference_self_recognition",
+                   "reason": f"best R@1 ({best['recall_at_1']:.3f}, {profile.readout} readout) recognising "
+                             f"a second presentation of the reference traverse; no calibration query given",
+                   "table": table}
+    return 0, {"method": "none",
+               "reason": "no calibration query and profile switch auto_threshold off: no masking"}

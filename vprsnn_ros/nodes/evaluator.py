@@ -34,7 +34,8 @@ from ..bags import read_bag_frames
 from ..debug_view import match_view, matches_strip
 from ..ensemble import member_dirs
 from ..errors import ConfigError
-from ..localizer import max_spikes_per_neuron, score_confidence
+from ..evaluation import replay_extras, report_confidence
+from ..localizer import max_spikes_per_neuron
 from ..metrics import evaluate_scores, pr_curves
 from ..model_io import load_thumbnails
 from ..model_store import ModelStore
@@ -58,6 +59,8 @@ class Evaluator(Node):
         self.declare_parameter("limit", 0, d(description="sampling of the player (0 = all)"))
         self.declare_parameter("model", "", d(description="the localizer's model (for the confidence scale)"))
         self.declare_parameter("sequence_length", 1, d(description="the localizer's sequence length"))
+        self.declare_parameter("sequence_matcher", "diagonal",
+                               d(description="the localizer's sequence matcher (diagonal or seqslam)"))
         self.declare_parameter("report_dir", "replay_report", d(description="where the report is written"))
         self.declare_parameter("scores_topic", "/vprsnn_localizer/scores", d(description="stamped scores"))
         self.declare_parameter("done_topic", "/vprsnn_bag_player/done", d(description="end of the replay"))
@@ -120,6 +123,7 @@ class Evaluator(Node):
                 break
         else:
             raise ConfigError("the replay did not finish before the timeout")
+        self._images = frames.images
         report = self._report(frames.names, stamps, max_score)
         write_worst_matches(Path(self._get("report_dir")), frames.images, stamps, self.scored, model, max_score)
         return report
@@ -136,8 +140,13 @@ class Evaluator(Node):
         S = np.stack([self.scored[stamps[k]][1] for k in answered])
         gt = np.asarray(answered)
         S = np.where(np.isfinite(S), S, -np.inf)
-        confidence = score_confidence(S, max_score)
+        # Profile, confidence scale and the SAD baseline on the same frames (evaluation.py).
+        extras = replay_extras(self._get("model"), self._images, answered,
+                               sequence_length=int(self._get("sequence_length")),
+                               sequence_matcher=self._get("sequence_matcher"))
+        confidence = report_confidence(S, {"confidence_max_score": max_score, **extras})
         report = evaluate_scores(S, gt, confidence=confidence)
+        report.update(extras)
         latencies = np.array([self.scored[stamps[k]][0] - self.seen[stamps[k]]
                               for k in answered if stamps[k] in self.seen]) * 1e3
         report.update({

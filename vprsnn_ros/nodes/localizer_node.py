@@ -94,6 +94,9 @@ PARAMETERS = (
     ("preselect_k", -1, _int(
         "modules the SNN runs per frame, picked by template pre-selection (-1: the model's calibrated K, "
         "0: every module)", -1, 100000)),
+    ("readout", "", _plain("place readout: '' = the model's profile, 'mean' (faithful) or 'zscore'")),
+    ("sequence_matcher", "diagonal", _plain(
+        "sequence matching when sequence_length > 1: 'diagonal' (spec) or 'seqslam'")),
     ("min_confidence", 0.0, _float("below it ~/place_id publishes -1", 0.0, 1.0)),
     ("reliable", False, _plain("reliable QoS for the image topics (replay) instead of sensor data QoS",
                                read_only=True)),
@@ -116,6 +119,8 @@ LOCALIZER_SETTINGS = {
     "top_k": ("top_k", int),
     "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
     "preselect_k": ("preselect_k", lambda v: None if v < 0 else int(v)),
+    "readout": ("readout", lambda v: str(v) or None),
+    "sequence_matcher": ("sequence_matcher", str),
 }
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,

@@ -1,0 +1,41 @@
+"""The replay evaluation stores the SAD baseline and the profile beside the node's results."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+
+from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
+from vprsnn_ros.evaluation import evaluate  # noqa: E402
+from vprsnn_ros.model_io import load_network  # noqa: E402
+from vprsnn_ros.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.profiles import TUNED  # noqa: E402
+from vprsnn_ros.replay import replay_evaluate  # noqa: E402
+from vprsnn_ros.sources import load_traverse  # noqa: E402
+from vprsnn_ros.synthetic import write_route  # noqa: E402
+from vprsnn_ros.training import train_network  # noqa: E402
+
+N = 8
+
+
+def test_replay_report_has_the_offline_baseline_and_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 21))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    ref, query = write_route(tmp_path / "route", N, seed=4)
+    reference = load_traverse(ref, (28, 28), 7)
+    cfg = NetworkConfig(n_neurons=20, places_per_module=4, epochs=4, assign_presentations=8)
+    train_network(cfg, [reference.pixels], reference.names, tmp_path / "model", workers=1, profile=TUNED)
+    bag = write_bag_from_folder(query, tmp_path / "query_bag", rate_hz=10.0, start_time_ns=10**18)
+    report = replay_evaluate(tmp_path / "model", bag, tmp_path / "out", mode="lockstep",
+                             sequence_length=2, timeout=300)
+    offline, _, _ = evaluate([load_network(tmp_path / "model")], load_traverse(bag, (28, 28), 7).pixels,
+                             split="all", sequence_length=2)
+    assert report["frames_dropped"] == 0
+    assert report["profile"] == offline["profile"] == TUNED.to_dict()
+    assert report["baseline"]["recall"] == offline["baseline"]["recall"]
+    assert report["baseline"]["pr_auc"] == pytest.approx(offline["baseline"]["pr_auc"])
+    # The node runs the model's zscore readout: same ranking as offline.
+    assert report["recall"] == offline["recall"]
+    assert report["pr_auc"] == pytest.approx(offline["pr_auc"])
