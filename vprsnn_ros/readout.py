@@ -127,7 +127,7 @@ class ReferenceStats:
         layout_key = ("layout", modules)
         if layout_key not in self._cache:
             # Pre-selection runs another module set on almost every frame: keep a few layouts only.
-            layouts = [k for k in self._cache if k[0] == "layout"]
+            layouts = [k for k in self._cache if isinstance(k, tuple) and k[:1] == ("layout",)]
             for old in layouts[:max(0, len(layouts) - 15)]:
                 del self._cache[old]
             self._cache[layout_key] = MergeLayout(regions)

@@ -35,7 +35,7 @@ from ..debug_view import match_view, matches_strip
 from ..ensemble import member_dirs
 from ..errors import ConfigError
 from ..evaluation import replay_extras, report_confidence
-from ..localizer import max_spikes_per_neuron
+from ..localizer import max_spikes_per_neuron, score_confidence
 from ..metrics import evaluate_scores, pr_curves
 from ..model_io import load_thumbnails
 from ..model_store import ModelStore
