@@ -32,6 +32,9 @@ setup(
             "ros-geometry-msgs", "ros-diagnostic-msgs", "ros-std-srvs", "ros-nav-msgs",
         ],
         "test": ["pytest>=8,<9"],
+        # Distributed training and evaluation (--cluster); dask-jobqueue for PBS/SLURM is the
+        # user's choice and not required here.
+        "cluster": ["distributed>=2023.1"],
     },
     zip_safe=True,
     maintainer="vprsnn_ros founders",

@@ -1,0 +1,136 @@
+"""Running training and evaluation tasks on a Dask cluster (``--cluster``).
+
+Only this module imports ``dask.distributed`` (the optional extra
+``vprsnn_ros[cluster]``); the in-process path never does. The client -- the
+``vprsnn`` command or the trainer node -- sends each task its arrays and gets
+arrays back: workers read and write no file, so they need no shared disk, only
+the same vprsnn_ros installed. The client alone writes the model directory,
+one module at a time as each finishes, so ``--resume`` works across runs and
+clusters. A task lost with its worker is run again by the scheduler; tasks
+are pure (:mod:`vprsnn_ros.tasks`), so the result does not change.
+
+Cluster specs:
+
+* ``local`` or ``local:N`` -- a LocalCluster of N worker processes (default:
+  one per core), one thread each, started and stopped with the command;
+* ``tcp://HOST:PORT`` (or ``tls://``, ``ucx://``...) -- a running scheduler;
+* a path -- a scheduler file written by ``dask scheduler --scheduler-file``
+  (what dask-jobqueue and ``dask-mpi`` setups share).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import ConfigError
+
+_LOCAL = re.compile(r"local(?::(\d+))?")
+_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("--cluster needs dask.distributed: pip install 'vprsnn_ros[cluster]'") from None
+    return distributed
+
+
+class DaskRunner:
+    """Tasks on a Dask cluster; see :class:`vprsnn_ros.runner.Runner`."""
+
+    in_process = False
+
+    def __init__(self, client: Any, spec: str, local_cluster: Any = None) -> None:
+        self.client = client
+        self.spec = spec
+        self._local = local_cluster
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def connect(cls, spec: str, timeout: float = 10.0) -> "DaskRunner":
+        """Start or reach the cluster named by ``spec``; ConfigError with one line if that fails."""
+        spec = spec.strip()
+        distributed = _distributed()
+        # Dask logs each failed connection attempt and worker restart at WARNING; the
+        # command reports a failure itself, in one line.
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        local = _LOCAL.fullmatch(spec)
+        if local:
+            n = int(local.group(1)) if local.group(1) else (os.cpu_count() or 1)
+            if n < 1:
+                raise ConfigError(f"--cluster {spec}: the number of workers must be >= 1")
+            try:
+                cluster = distributed.LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.ERROR)
+                client = distributed.Client(cluster, timeout=timeout)
+            except Exception as exc:  # startup failures come as many types
+                raise ConfigError(f"cannot start a local Dask cluster of {n} workers: {exc}") from None
+            return cls(client, spec, cluster)
+        if _ADDRESS.fullmatch(spec):
+            kwargs: dict = {"address": spec}
+            where = f"the Dask scheduler at {spec}"
+        else:
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(f"--cluster {spec!r} is neither local[:N], a scheduler address "
+                                  f"(tcp://HOST:PORT) nor an existing scheduler file")
+            kwargs = {"scheduler_file": str(path)}
+            where = f"the Dask scheduler of {spec}"
+        try:
+            client = distributed.Client(timeout=timeout, **kwargs)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach {where} within {timeout:g} s "
+                              f"({_first_line(exc)})") from None
+        except ValueError as exc:  # a malformed address or scheduler file
+            raise ConfigError(f"cannot use --cluster {spec}: {_first_line(exc)}") from None
+        return cls(client, spec)
+
+    # ------------------------------------------------------------------ tasks
+    @property
+    def width(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+    def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Any:
+        # pure: the key is a hash of the arguments, so resubmitting the same work
+        # (a resumed run on the same cluster) reuses a result that is still held.
+        return self.client.submit(fn, *args, pure=True, **kwargs)
+
+    def share(self, value: Any) -> Any:
+        """Send ``value`` once to every worker (large arrays several tasks read)."""
+        # broadcast: a copy on every worker, so one lost worker does not lose it.
+        return self.client.scatter(value, broadcast=True)
+
+    def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
+        return iter(_distributed().as_completed(list(futures)))
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        futures = list(futures)
+        if futures:
+            self.client.cancel(futures)
+
+    def describe(self) -> dict:
+        workers = self.client.scheduler_info().get("workers", {})
+        return {"cluster": self.spec, "workers": len(workers)}
+
+    def close(self) -> None:
+        self.client.close()
+        if self._local is not None:
+            self._local.close()
+
+    def __enter__(self) -> "DaskRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
