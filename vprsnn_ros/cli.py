@@ -38,6 +38,39 @@ def _progress_bar(desc: str, unit: str = "presentation"):
 
 
 # --------------------------------------------------------------------------
+# Cluster
+# --------------------------------------------------------------------------
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="SPEC",
+                   help="run the work on Dask: local[:N] (N worker processes here), tcp://HOST:PORT "
+                        "(a running scheduler) or a scheduler file (needs vprsnn_ros[cluster])")
+    p.add_argument("--cluster-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the Dask scheduler to answer")
+
+
+class _NoRunner:
+    """Context for the in-process default: the callee makes its own threads."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _cluster_runner(args: argparse.Namespace):
+    """A Dask runner for --cluster (reached before any work starts), else None."""
+    if not getattr(args, "cluster", None):
+        return _NoRunner()
+    if args.cluster_timeout <= 0:
+        raise ConfigError("--cluster-timeout must be > 0")
+    from .runner import open_runner
+
+    return open_runner(args.cluster, timeout=args.cluster_timeout)
+
+
+# --------------------------------------------------------------------------
 # Places
 # --------------------------------------------------------------------------
 
@@ -71,7 +104,6 @@ def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patc
 def cmd_train(args: argparse.Namespace) -> int:
     from .ensemble import write_ensemble_manifest
     from .network import NetworkConfig
-    from .training import train_network
 
     if args.ensemble < 1:
         raise ConfigError("--ensemble must be >= 1")
@@ -86,6 +118,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                           f"not {args.epoch_checkpoints!r}") from None
     if any(e < 1 or e > config.epochs for e in checkpoints):
         raise ConfigError(f"--epoch-checkpoints must lie in [1, --epochs {config.epochs}]")
+    # The cluster is reached first: a wrong address fails at once, not after reading every image.
+    with _cluster_runner(args) as runner:
+        members = _read_and_train(args, config, checkpoints, runner)
+    if args.ensemble > 1:
+        write_ensemble_manifest(args.out, members)
+    print(f"model written to {args.out}")
+    return 0
+
+
+def _read_and_train(args: argparse.Namespace, config, checkpoints: list[int], runner) -> list[str]:
     # Read and check every input before anything is written: bad input leaves no model behind.
     traverses = [_traverse(src, args, config.image_size, config.patch, f"reference {k + 1}")
                  for k, src in enumerate(args.reference)]
@@ -104,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cal_query = cal.pixels[: args.calibration_places]
     if args.calibration_places >= len(traverses[0]):
         raise ConfigError(f"--calibration-places must be smaller than the {len(traverses[0])} places")
+    from .training import train_network
+
     out = Path(args.out)
     members = []
     for k in range(args.ensemble):
@@ -114,13 +158,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                       calibration_places=args.calibration_places, calibration_query=cal_query,
                       epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
                       progress=_progress_bar(f"train seed {args.seed + k}"),
-                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame)
+                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
+                      runner=runner)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
-    if args.ensemble > 1:
-        write_ensemble_manifest(out, members)
-    print(f"model written to {out}")
-    return 0
+    return members
 
 
 # --------------------------------------------------------------------------
@@ -128,9 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .dataset import read_ground_truth_csv
     from .ensemble import load_model
-    from .evaluation import evaluate, format_report, write_report
 
     if args.sequence_length < 1:
         raise ConfigError("--sequence-length must be >= 1")
@@ -142,6 +182,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if report_dir.exists() and not report_dir.is_dir():
         raise ConfigError(f"--report {report_dir} exists and is not a directory")
     members = load_model(args.model)
+    with _cluster_runner(args) as runner:
+        return _evaluate_on(args, members, runner)
+
+
+def _evaluate_on(args: argparse.Namespace, members, runner) -> int:
+    from .dataset import read_ground_truth_csv
+    from .evaluation import evaluate, format_report, write_report
+
     cfg = members[0].config
     queries = _traverse(args.query, args, cfg.image_size, cfg.patch, "query images")
     gt = None
@@ -154,9 +202,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                         f"{len(queries)}; give --ground-truth CSV or the same --exclude/--every/--limit")
     pixels = queries.pixels
     bar = _progress_bar("evaluate", unit="query")
+    scorer = None
+    if runner is not None:
+        from functools import partial
+
+        from .cluster import cluster_query_scores
+        scorer = partial(cluster_query_scores, runner)
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
-                                   progress=lambda d, t: bar(d, t))
+                                   progress=lambda d, t: bar(d, t), scorer=scorer)
     report["model"] = str(args.model)
     report["query"] = str(args.query)
     write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
@@ -279,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=2, help="modules trained in parallel")
     t.add_argument("--resume", action="store_true", help="continue an interrupted training in --out")
     _add_place_options(t)
+    _add_cluster_options(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="Recall@N, PR-AUC and plots of a model on a query traverse")
@@ -291,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("auto", "test", "all"), default="auto")
     e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
     _add_place_options(e)
+    _add_cluster_options(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("replay-eval", help="replay a bag through the localizer node and report")

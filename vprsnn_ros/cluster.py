@@ -24,7 +24,9 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from .errors import ConfigError
 
@@ -134,3 +136,39 @@ class DaskRunner:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def cluster_query_scores(runner: DaskRunner, members: Sequence[Any], pixels: np.ndarray,
+                         modules: np.ndarray, threshold: int | None = None, batch: int = 64,
+                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """:func:`vprsnn_ros.evaluation.query_scores` with one task per (member, query block).
+
+    Each network is sent once to every worker; the member scores of a block are
+    added in member order, as in process, so the result is the same.
+    """
+    from .tasks import scores_task
+
+    nets = [runner.share(net) for net in members]
+    blocks = [(a, min(a + batch, len(pixels))) for a in range(0, len(pixels), batch)]
+    futures = {runner.submit(scores_task, net, pixels[a:b], np.arange(a, b), modules, threshold): k
+               for k, (a, b) in enumerate(blocks) for net in nets}
+    results: dict[int, list] = {k: [] for k in range(len(blocks))}
+    order = {f: i for i, f in enumerate(futures)}
+    total = np.zeros((len(pixels), members[0].n_places))
+    done = 0
+    try:
+        for future in runner.as_completed(futures):
+            k = futures[future]
+            results[k].append((order[future], future.result()))
+            if len(results[k]) == len(nets):
+                a, b = blocks[k]
+                for _, scores in sorted(results[k], key=lambda r: r[0]):
+                    total[a:b] += scores
+                results[k] = []
+                done += b - a
+                if progress is not None:
+                    progress(done, len(pixels))
+    except BaseException:
+        runner.cancel(futures)
+        raise
+    return total

@@ -39,13 +39,16 @@ def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.
 def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray | None = None, *,
              split: str = "auto", tolerance: int = 0, sequence_length: int = 1,
              threshold: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+             progress: Callable[[int, int], None] | None = None,
+             scorer: Callable[..., np.ndarray] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Score every query and compute the metrics.
 
     ``split``: 'test' evaluates the test places with the test modules only (the
     published protocol, when the model has a calibration split), 'all' every
     place with every module; 'auto' = 'test' when a calibration split exists.
     Query q's true place is ``gt[q]`` (default q; -1 = no true place).
+    ``scorer``: computes the scores instead of :func:`query_scores`, with its
+    signature (e.g. on a Dask cluster, :func:`vprsnn_ros.cluster.cluster_query_scores`).
     Returns (report, S, gt) with S (Q', P') and gt restricted to the split.
     """
     net = members[0]
@@ -68,7 +71,7 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         keep = np.isin(gt, places) | (gt < 0)
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()
-    S_all = query_scores(members, pixels, modules, threshold, progress=progress)
+    S_all = (scorer or query_scores)(members, pixels, modules, threshold, progress=progress)
     seconds = time.perf_counter() - started
     S = S_all[:, places]
     column = np.full(net.n_places, -1)
