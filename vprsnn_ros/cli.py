@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .errors import ConfigError, DataError, VprsnnError
+from .errors import ConfigError, DataError, ModelError, VprsnnError
 
 
 def _progress_bar(desc: str, unit: str = "presentation"):
@@ -220,6 +220,52 @@ def _evaluate_on(args: argparse.Namespace, members, runner) -> int:
 
 
 # --------------------------------------------------------------------------
+# extend and info
+# --------------------------------------------------------------------------
+
+# extend options that must match the model: option -> config key
+_EXTEND_CHECKS = {"width": "image_width", "height": "image_height", "patch": "patch",
+                  "neurons": "n_neurons", "places_per_module": "places_per_module", "dt": "dt",
+                  "epochs": "epochs", "profile": "profile"}
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from .ensemble import member_dirs
+    from .extend import extend_model
+    from .model_store import ModelStore
+    from .network import NetworkConfig
+
+    first = ModelStore.open(member_dirs(args.model)[0])
+    try:
+        config = NetworkConfig.from_dict(first.meta["config"])
+    except (KeyError, TypeError, ValueError, VprsnnError) as exc:
+        raise ModelError(f"model {args.model} has an invalid manifest: {exc}") from None
+    given = {key: getattr(args, opt) for opt, key in _EXTEND_CHECKS.items()
+             if getattr(args, opt) is not None}
+    started = time.perf_counter()
+    with _cluster_runner(args) as runner:
+        traverses = [_traverse(src, args, config.image_size, config.patch, f"new reference {k + 1}")
+                     for k, src in enumerate(args.reference)]
+        cal_query = None
+        if args.calibration_query:
+            cal_query = _traverse(args.calibration_query, args, config.image_size, config.patch,
+                                  "calibration query").pixels
+        out = extend_model(args.model, [t.pixels for t in traverses], traverses[0].names,
+                           poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
+                           out=args.out, calibration_query=cal_query, given=given, runner=runner,
+                           workers=args.workers, progress=_progress_bar("extend"))
+    print(f"added {len(traverses[0])} places to {out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .model_info import describe_model
+
+    print("\n".join(describe_model(args.model)))
+    return 0
+
+
+# --------------------------------------------------------------------------
 # replay-eval
 # --------------------------------------------------------------------------
 
@@ -348,6 +394,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_place_options(e)
     _add_cluster_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("extend", help="add new places to a trained model (or ensemble) without retraining it")
+    x.add_argument("--model", required=True, metavar="MODEL_DIR", help="a complete model; extended in place "
+                   "unless --out is given")
+    x.add_argument("--reference", nargs="+", required=True, metavar="DIR_OR_BAG",
+                   help="the new places only: one image folder or bag per reference traverse of the model")
+    x.add_argument("--out", metavar="MODEL_DIR", help="write the extended model here and leave --model as it is")
+    x.add_argument("--calibration-query", metavar="DIR_OR_BAG",
+                   help="query traverse of the calibration places: choose T again with the new activity")
+    x.add_argument("--workers", type=int, default=2, help="new modules trained in parallel")
+    for opt, kind in (("width", int), ("height", int), ("patch", int), ("neurons", int),
+                      ("places-per-module", int), ("dt", float), ("epochs", int), ("profile", str)):
+        x.add_argument(f"--{opt}", type=kind, help="optional check: must equal the model's")
+    _add_place_options(x)
+    _add_cluster_options(x)
+    x.set_defaults(func=cmd_extend)
+
+    i = sub.add_parser("info", help="places, modules, profile, T, training time and state of a model")
+    i.add_argument("model", metavar="MODEL_DIR")
+    i.set_defaults(func=cmd_info)
 
     r = sub.add_parser("replay-eval", help="replay a bag through the localizer node and report")
     r.add_argument("--model", required=True, metavar="MODEL_DIR")
