@@ -201,3 +201,20 @@ def test_in_process_training_does_not_import_dask(route, tmp_path):
             "assert not loaded, loaded")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_trainer_node_trains_on_the_cluster(route, in_process, scheduler, tmp_path):
+    pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+    _, ref, _ = route
+    out = tmp_path / "node_model"
+    domain = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 26
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vprsnn_ros.nodes.trainer_node", "--ros-args",
+         "-p", f"reference:=['{ref}']", "-p", f"out:={out}", "-p", "neurons:=30",
+         "-p", "places_per_module:=4", "-p", "epochs:=4", "-p", "seed:=3",
+         "-p", f"cluster:={scheduler}"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"on Dask cluster {scheduler}" in proc.stderr
+    assert_same_model(in_process, out)
