@@ -151,6 +151,10 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--target-places", type=int, default=100_000)
+    ap.add_argument("--full-t-mod", type=float, metavar="S",
+                    help="also project with this full-size t_mod (e.g. from a measured 3,300-place run)")
+    ap.add_argument("--full-t-inf", type=float, metavar="S",
+                    help="also project with this full-size t_inf in core-seconds")
     args = ap.parse_args()
     import distributed
 
@@ -249,13 +253,18 @@ def main() -> int:
     m_full = math.ceil(args.target_places / FULL.places_per_module)
     print(f"\nprojection: {args.target_places} places, full size ({m_full} modules), W one-core "
           f"workers (C_eff = C_w = W), t_mod, t_inf and o_task as measured here")
-    print(f"{'W':>6s} {'train h':>9s} {'record h':>9s} {'total h':>9s}")
-    for w in (2, 16, 64, 256, 1024):
-        n_rec = math.ceil(m_full / 8) * math.ceil(args.target_places / 256)
-        train = math.ceil(m_full / w) * (t_mod_full + o_task)
-        rec = m_full * args.target_places * t_inf_full / w + n_rec * (c_rec_full + o_task) / w \
-            + (1 + 2 * math.ceil(m_full / 8)) * o_share
-        print(f"{w:6d} {train / 3600:9.2f} {rec / 3600:9.2f} {(t_start + train + rec) / 3600:9.2f}")
+    sets = [("measured here", t_mod_full, t_inf_full)]
+    if args.full_t_mod or args.full_t_inf:
+        sets.append(("given", args.full_t_mod or t_mod_full, args.full_t_inf or t_inf_full))
+    for label, tm, ti in sets:
+        print(f"t_mod = {tm:.1f} s, t_inf = {ti * 1e3:.3f} ms ({label})")
+        print(f"{'W':>6s} {'train h':>9s} {'record h':>9s} {'total h':>9s}")
+        for w in (2, 16, 64, 256, 1024):
+            n_rec = math.ceil(m_full / 8) * math.ceil(args.target_places / 256)
+            train = math.ceil(m_full / w) * (tm + o_task)
+            rec = m_full * args.target_places * ti / w + n_rec * (c_rec_full + o_task) / w \
+                + (1 + 2 * math.ceil(m_full / 8)) * o_share
+            print(f"{w:6d} {train / 3600:9.2f} {rec / 3600:9.2f} {(t_start + train + rec) / 3600:9.2f}")
     print("recording grows as M x P = P^2 / 25 module-images: past ~10,000 places it outweighs training")
     return 0
 

@@ -31,6 +31,7 @@ from vprsnn_ros.synthetic import write_route  # noqa: E402
 from vprsnn_ros.training import train_network  # noqa: E402
 
 N_PLACES = 32
+N_CAL = 8
 OPTIONS = ["--places-per-module", "4", "--neurons", "30", "--epochs", "4", "--seed", "3"]
 CONFIG = NetworkConfig(n_neurons=30, places_per_module=4, epochs=4, seed=3)
 
@@ -46,8 +47,8 @@ def assert_same_model(a: Path, b: Path) -> None:
         for key in x:
             assert x[key].dtype == y[key].dtype and x[key].shape == y[key].shape, (part, key)
             assert x[key].tobytes() == y[key].tobytes(), f"{part}/{key} differs"
-    for key in ("config", "places", "hyperactive_threshold"):
-        assert sa.meta[key] == sb.meta[key]
+    for key in ("config", "places", "hyperactive_threshold", "calibration"):
+        assert sa.meta.get(key) == sb.meta.get(key), key
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +58,27 @@ def route(tmp_path_factory):
     return work, ref, query
 
 
+def calibration(route) -> dict:
+    """Calibration on the first N_CAL places, comparing 2 and 4 epochs (tasks of every kind)."""
+    query = load_traverse(route[2], CONFIG.image_size, CONFIG.patch)
+    return dict(calibration_places=N_CAL, calibration_query=query.pixels[:N_CAL], epoch_checkpoints=[2])
+
+
 @pytest.fixture(scope="module")
 def in_process(route):
     work, ref, _ = route
     trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
     out = work / "in_process"
+    train_network(CONFIG, [trav.pixels], trav.names, out, workers=2, **calibration(route))
+    return out
+
+
+@pytest.fixture(scope="module")
+def in_process_plain(route):
+    """Without calibration (the trainer node has no calibration parameters)."""
+    work, ref, _ = route
+    trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
+    out = work / "in_process_plain"
     train_network(CONFIG, [trav.pixels], trav.names, out, workers=2)
     return out
 
@@ -77,7 +94,9 @@ def scheduler():
 
 
 def train_args(ref, out, *extra):
-    return ["train", "--reference", str(ref), "--out", str(out), *OPTIONS, *extra]
+    query = ref.parent / "query"
+    return ["train", "--reference", str(ref), "--out", str(out), *OPTIONS, "--calibration-places",
+            str(N_CAL), "--calibration-query", str(query), "--epoch-checkpoints", "2", *extra]
 
 
 def test_cluster_training_and_evaluation_equal_in_process(route, in_process, scheduler, tmp_path):
@@ -122,7 +141,8 @@ def test_worker_killed_mid_training_gives_the_same_model(route, in_process, sche
 
     def run():
         try:
-            train_network(CONFIG, [trav.pixels], trav.names, out, runner=runner, progress=progress)
+            train_network(CONFIG, [trav.pixels], trav.names, out, runner=runner, progress=progress,
+                          **calibration(route))
             result["ok"] = True
         except BaseException as exc:  # reported by the assertion below
             result["error"] = exc
@@ -195,7 +215,7 @@ def test_bad_cluster_spec_is_one_error_line(route, tmp_path, capsys):
 def test_in_process_training_does_not_import_dask(route, tmp_path):
     _, ref, _ = route
     code = ("import sys; from vprsnn_ros.cli import main; "
-            f"rc = main({train_args(ref, tmp_path / 'plain', '--limit', '8')!r}); "
+            f"rc = main({train_args(ref, tmp_path / 'plain', '--limit', '12')!r}); "
             "assert rc == 0, rc; "
             "loaded = [m for m in ('dask', 'distributed') if m in sys.modules]; "
             "assert not loaded, loaded")
@@ -203,7 +223,7 @@ def test_in_process_training_does_not_import_dask(route, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_trainer_node_trains_on_the_cluster(route, in_process, scheduler, tmp_path):
+def test_trainer_node_trains_on_the_cluster(route, in_process_plain, scheduler, tmp_path):
     pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
     _, ref, _ = route
     out = tmp_path / "node_model"
@@ -217,4 +237,4 @@ def test_trainer_node_trains_on_the_cluster(route, in_process, scheduler, tmp_pa
         env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"on Dask cluster {scheduler}" in proc.stderr
-    assert_same_model(in_process, out)
+    assert_same_model(in_process_plain, out)

@@ -100,14 +100,15 @@ class DaskRunner:
         return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
     def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Any:
-        # pure: the key is a hash of the arguments, so resubmitting the same work
-        # (a resumed run on the same cluster) reuses a result that is still held.
-        return self.client.submit(fn, *args, pure=True, **kwargs)
+        # Unique keys: a key equal to one a killed client left behind (still being
+        # released by the scheduler) could wait on that stale task.
+        return self.client.submit(fn, *args, pure=False, **kwargs)
 
     def share(self, value: Any) -> Any:
         """Send ``value`` once to every worker (large arrays several tasks read)."""
-        # broadcast: a copy on every worker, so one lost worker does not lose it.
-        return self.client.scatter(value, broadcast=True)
+        # broadcast: a copy on every worker, so one lost worker does not lose it;
+        # hash=False: a fresh key, never one a killed client left behind.
+        return self.client.scatter(value, broadcast=True, hash=False)
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         return iter(_distributed().as_completed(list(futures)))
