@@ -183,7 +183,9 @@ def test_client_killed_then_resume_gives_the_same_model(route, in_process, sched
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "the client finished before it was killed"
     assert not ModelStore.open(out).complete
-    assert main(train_args(ref, out, "--cluster", scheduler, "--resume")) == 0
+    # In a subprocess too, so that a hang fails the test (timeout) instead of stalling the suite.
+    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr[-3000:]
     assert_same_model(in_process, out)
 
 
