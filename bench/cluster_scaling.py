@@ -265,7 +265,8 @@ def main() -> int:
             rec = m_full * args.target_places * ti / w + n_rec * (c_rec_full + o_task) / w \
                 + (1 + 2 * math.ceil(m_full / 8)) * o_share
             print(f"{w:6d} {train / 3600:9.2f} {rec / 3600:9.2f} {(t_start + train + rec) / 3600:9.2f}")
-    print("recording grows as M x P = P^2 / 25 module-images: past ~10,000 places it outweighs training")
+        print(f"recording (M x P = P^2 / 25 module-images) outweighs training (M modules) "
+              f"past P = t_mod / t_inf = {tm / ti:,.0f} places")
     return 0
 
 
