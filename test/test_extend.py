@@ -248,3 +248,16 @@ def test_evaluate_json_of_extended_model_is_valid(route, old_model, tmp_path):
                  "--report", str(tmp_path / "r")]) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["places"] == N_OLD + N_NEW - N_CAL
+
+
+def test_extend_model_without_reference_images_is_refused(route, old_model, tmp_path, capsys):
+    model = tmp_path / "m"
+    shutil.copytree(old_model, model)
+    manifest = yaml.safe_load((model / "model.yaml").read_text())
+    del manifest["parts"]["reference_pixels"]  # as written before extension support
+    (model / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    before = snapshot(model)
+    assert main(["extend", "--model", str(model), "--reference", str(route["new"])]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
+    assert len(err) == 1 and "does not store its reference images" in err[0], err
+    assert snapshot(model) == before

@@ -22,7 +22,8 @@ from .kernels import LANES
 from .metrics import recall_at_n
 from .model_io import load_network, network_meta, save_module, save_network_part
 from .model_store import ModelStore
-from .module_training import ModuleResult, _fresh_state, train_module  # noqa: F401 (public here)
+# Re-exported: callers (tests, benches) import these from here.
+from .module_training import ModuleResult, _fresh_state, train_module  # noqa: F401
 from .network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig, make_delays, make_regions
 from .runner import LocalRunner, Runner
 from .tasks import REFERENCE_STREAM, activity_task, spike_count_task, train_module_task
@@ -335,6 +336,6 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
     return net
 
 
-__all__ = ["REFERENCE_STREAM", "ModuleResult", "Tally", "calibrate", "calibration_rows",
+__all__ = ["REFERENCE_STREAM", "ModuleResult", "Tally", "_fresh_state", "calibrate", "calibration_rows",
            "check_regions", "record_activity", "spike_counts", "train_module", "train_modules",
            "train_network"]
