@@ -104,11 +104,17 @@ class DaskRunner:
         # released by the scheduler) could wait on that stale task.
         return self.client.submit(fn, *args, pure=False, **kwargs)
 
-    def share(self, value: Any) -> Any:
-        """Send ``value`` once to every worker (large arrays several tasks read)."""
-        # broadcast: a copy on every worker, so one lost worker does not lose it;
+    def share(self, value: Any, copies: int | None = None) -> Any:
+        """Send ``value`` once to the workers (arrays several tasks read): to every worker,
+        or with ``copies`` to that many (so one lost worker does not lose it)."""
         # hash=False: a fresh key, never one a killed client left behind.
-        return self.client.scatter(value, broadcast=True, hash=False)
+        if copies is None:
+            return self.client.scatter(value, broadcast=True, hash=False)
+        future = self.client.scatter(value, hash=False)
+        n = min(copies, len(self.client.scheduler_info().get("workers", {})))
+        if n > 1:
+            self.client.replicate([future], n=n)
+        return future
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         return iter(_distributed().as_completed(list(futures)))

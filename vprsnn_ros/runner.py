@@ -22,7 +22,7 @@ class Runner(Protocol):
     width: int
     def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Any: ...
 
-    def share(self, value: Any) -> Any: ...
+    def share(self, value: Any, copies: int | None = None) -> Any: ...
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]: ...
 
@@ -47,7 +47,7 @@ class LocalRunner:
     def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Future:
         return (self._pool if parallel else self._serial).submit(fn, *args, **kwargs)
 
-    def share(self, value: Any) -> Any:
+    def share(self, value: Any, copies: int | None = None) -> Any:
         return value
 
     def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]:

@@ -120,21 +120,28 @@ def record_activity(runner: Runner, config: NetworkConfig, delays: np.ndarray,
         return active
     image_block = 64 if runner.in_process else 256
     shared_delays = runner.share(delays)
-    futures = {}
-    for lo, hi in _module_chunks(runner, n_mod):
-        w, th = runner.share(weights[lo:hi]), runner.share(theta[lo:hi])
-        for a, b in _blocks(len(pixels), image_block):
-            futures[runner.submit(activity_task, config, shared_delays, w, th, pixels[a:b],
-                                  first_place + a, parallel=False)] = (lo, hi, b - a)
+    chunks = _module_chunks(runner, n_mod)
+    # A window of module chunks at a time: each chunk's weights are sent to the
+    # workers once (10 MB per 8 full-size modules) and dropped when its tasks are
+    # done, so worker memory does not grow with the size of the map.
+    window = len(chunks) if runner.in_process else max(2, 2 * runner.width)
     tally = Tally(len(pixels) * n_mod, progress)
-    try:
-        for future in runner.as_completed(futures):
-            lo, hi, size = futures[future]
-            active[lo:hi] += future.result()
-            tally.add(size * (hi - lo), "recording hyperactivity")
-    except BaseException:
-        runner.cancel(futures)
-        raise
+    for first in range(0, len(chunks), window):
+        futures = {}
+        for lo, hi in chunks[first:first + window]:
+            w = runner.share(weights[lo:hi], copies=2)
+            th = runner.share(theta[lo:hi], copies=2)
+            for a, b in _blocks(len(pixels), image_block):
+                futures[runner.submit(activity_task, config, shared_delays, w, th, pixels[a:b],
+                                      first_place + a, parallel=False)] = (lo, hi, b - a)
+        try:
+            for future in runner.as_completed(futures):
+                lo, hi, size = futures[future]
+                active[lo:hi] += future.result()
+                tally.add(size * (hi - lo), "recording hyperactivity")
+        except BaseException:
+            runner.cancel(futures)
+            raise
     return active
 
 
