@@ -129,30 +129,34 @@ def test_worker_killed_mid_training_gives_the_same_model(route, in_process, sche
     work, ref, _ = route
     trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
     out = tmp_path / "killed_worker"
-    first_saved = threading.Event()
-
-    def progress(done, total, message):
-        if "done" in message:
-            first_saved.set()
-
+    messages = []
     runner = DaskRunner.connect(scheduler, timeout=10)
     result = {}
 
     def run():
         try:
-            train_network(CONFIG, [trav.pixels], trav.names, out, runner=runner, progress=progress,
+            train_network(CONFIG, [trav.pixels], trav.names, out, runner=runner,
+                          progress=lambda done, total, message: messages.append(message),
                           **calibration(route))
             result["ok"] = True
         except BaseException as exc:  # reported by the assertion below
             result["error"] = exc
 
+    def modules_saved() -> int:
+        if not (out / "model.yaml").exists():
+            return 0
+        parts = (yaml.safe_load((out / "model.yaml").read_text()) or {}).get("parts") or {}
+        return sum(1 for p in parts if p.startswith("module_"))
+
     thread = threading.Thread(target=run)
     thread.start()
     try:
-        assert first_saved.wait(60), "no module finished"
+        deadline = time.monotonic() + 60
+        while modules_saved() == 0 and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
         pid = _processing_worker_pid(runner.client)
         os.kill(pid, signal.SIGKILL)
-        killed_at = sum(1 for p in ModelStore.open(out).parts() if p.startswith("module_"))
+        killed_at = modules_saved()
         thread.join(120)
     finally:
         runner.close()
@@ -161,6 +165,8 @@ def test_worker_killed_mid_training_gives_the_same_model(route, in_process, sche
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert_same_model(in_process, out)
+    # Progress came from the workers at every epoch, not only when a module finished.
+    assert any(m.endswith((" epoch 1", " epoch 2", " epoch 3")) for m in messages), messages[:20]
 
 
 def test_client_killed_then_resume_gives_the_same_model(route, in_process, scheduler, tmp_path):
@@ -239,3 +245,22 @@ def test_trainer_node_trains_on_the_cluster(route, in_process_plain, scheduler, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"on Dask cluster {scheduler}" in proc.stderr
     assert_same_model(in_process_plain, out)
+
+
+def test_shared_arrays_survive_the_loss_of_their_worker(scheduler):
+    import numpy as np
+
+    runner = DaskRunner.connect(scheduler, timeout=10)
+    try:
+        client = runner.client
+        value = np.arange(1000.0)
+        shared = runner.share(value)
+        assert np.array_equal(shared.result(), value)
+        holders = client.who_has([shared])[shared.key]
+        pids = client.run(os.getpid)
+        for address in holders:
+            os.kill(pids[address], signal.SIGKILL)
+        total = runner.submit(np.sum, shared)
+        assert total.result(timeout=120) == value.sum()
+    finally:
+        runner.close()

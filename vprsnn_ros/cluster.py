@@ -23,6 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -104,17 +107,29 @@ class DaskRunner:
         # released by the scheduler) could wait on that stale task.
         return self.client.submit(fn, *args, pure=False, **kwargs)
 
-    def share(self, value: Any, copies: int | None = None) -> Any:
-        """Send ``value`` once to the workers (arrays several tasks read): to every worker,
-        or with ``copies`` to that many (so one lost worker does not lose it)."""
-        # hash=False: a fresh key, never one a killed client left behind.
-        if copies is None:
-            return self.client.scatter(value, broadcast=True, hash=False)
-        future = self.client.scatter(value, hash=False)
-        n = min(copies, len(self.client.scheduler_info().get("workers", {})))
-        if n > 1:
-            self.client.replicate([future], n=n)
-        return future
+    def share(self, value: Any) -> Any:
+        """A future of ``value`` for several tasks to read, sent to the cluster once.
+
+        Made by a task that returns it, not by scattering: the scheduler keeps the
+        task, so if the worker holding the value is lost the value is made again
+        (scattered data would be lost for good and fail every task that reads it).
+        """
+        with warnings.catch_warnings():
+            # The value travels in the task on purpose (see above); dask warns from 10 MB.
+            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+            return self.client.submit(_identity, value, pure=False)
+
+    @contextmanager
+    def epoch_events(self, callback: Callable[[int, int], None]
+                     ) -> Iterator[Callable[[int], Callable[[int], None]]]:
+        """Per-epoch progress from the workers: each task logs an event on a topic of
+        its own run, and the client calls ``callback(module, epoch)`` as they arrive."""
+        topic = f"vprsnn-epochs-{uuid.uuid4().hex}"
+        self.client.subscribe_topic(topic, lambda event: callback(*event[1]))
+        try:
+            yield lambda module: EpochEvent(topic, module)
+        finally:
+            self.client.unsubscribe_topic(topic)
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]:
         return iter(_distributed().as_completed(list(futures)))
@@ -138,6 +153,26 @@ class DaskRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class EpochEvent:
+    """The ``on_epoch`` hook of a task on a Dask worker (picklable): one event per epoch."""
+
+    def __init__(self, topic: str, module: int) -> None:
+        self.topic, self.module = topic, module
+
+    def __call__(self, epoch: int) -> None:
+        from distributed import get_worker
+
+        try:
+            worker = get_worker()
+        except ValueError:  # not on a worker (run by hand): nobody to tell
+            return
+        worker.log_event(self.topic, (self.module, epoch))
 
 
 def _first_line(exc: BaseException) -> str:

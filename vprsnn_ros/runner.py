@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import as_completed as _as_completed
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Callable, ContextManager, Iterable, Iterator, Protocol
 
 
 class Runner(Protocol):
@@ -22,7 +24,10 @@ class Runner(Protocol):
     width: int
     def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Any: ...
 
-    def share(self, value: Any, copies: int | None = None) -> Any: ...
+    def share(self, value: Any) -> Any: ...
+
+    def epoch_events(self, callback: Callable[[int, int], None]
+                     ) -> ContextManager[Callable[[int], Callable[[int], None]]]: ...
 
     def as_completed(self, futures: Iterable[Any]) -> Iterator[Any]: ...
 
@@ -47,8 +52,15 @@ class LocalRunner:
     def submit(self, fn: Callable[..., Any], *args: Any, parallel: bool = True, **kwargs: Any) -> Future:
         return (self._pool if parallel else self._serial).submit(fn, *args, **kwargs)
 
-    def share(self, value: Any, copies: int | None = None) -> Any:
+    def share(self, value: Any) -> Any:
         return value
+
+    @contextmanager
+    def epoch_events(self, callback: Callable[[int, int], None]
+                     ) -> Iterator[Callable[[int], Callable[[int], None]]]:
+        """``hook(module)`` -> the ``on_epoch`` of that module's task, calling
+        ``callback(module, epoch)`` (here: directly, in the task's thread)."""
+        yield lambda module: partial(callback, module)
 
     def as_completed(self, futures: Iterable[Future]) -> Iterator[Future]:
         return _as_completed(list(futures))

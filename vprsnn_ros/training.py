@@ -66,37 +66,38 @@ def train_modules(runner: Runner, config: NetworkConfig, delays: np.ndarray,
     """Train the modules of ``jobs`` ({module: (region, region pixels per traverse)}).
 
     ``on_result(module, results)`` runs in this thread as each module finishes
-    (it saves the module). In-process tasks report every epoch; cluster tasks
-    report when they finish.
+    (it saves the module). Progress advances at every epoch, in process and on
+    a cluster alike (a task run again after its worker was lost does not count twice).
     """
     stop = threading.Event()
+    lock = threading.Lock()
+    sizes = {m: len(region) * len(pixels) for m, (region, pixels) in jobs.items()}
+    reported = {m: 0 for m in jobs}
 
-    def hook(module: int, size: int) -> Callable[[int], None] | None:
-        if not runner.in_process:
-            return None
+    def advance(module: int, epoch: int) -> None:
+        if stop.is_set() and runner.in_process:
+            raise _Cancelled  # stops an in-process task at its next epoch
+        with lock:
+            new = epoch - reported[module]
+            if new <= 0:
+                return
+            reported[module] = epoch
+        tally.add(sizes[module] * new, f"module {module + 1}/{n_modules} epoch {epoch}")
 
-        def on_epoch(epoch: int) -> None:
-            if stop.is_set():
-                raise _Cancelled
-            tally.add(size, f"module {module + 1}/{n_modules} epoch {epoch}")
-        return on_epoch
-
-    futures = {}
-    for m, (region, pixels) in jobs.items():
-        size = len(region) * len(pixels)
-        futures[runner.submit(train_module_task, config, delays, m, region, pixels, epochs,
-                              tuple(checkpoints), on_epoch=hook(m, size))] = (m, size)
-    try:
-        for future in runner.as_completed(futures):
-            m, size = futures[future]
-            results = future.result()
-            if not runner.in_process:
-                tally.add(size * epochs, f"module {m + 1}/{n_modules} done")
-            on_result(m, results)
-    except BaseException:
-        stop.set()
-        runner.cancel(futures)
-        raise
+    with runner.epoch_events(advance) as hook:
+        futures = {runner.submit(train_module_task, config, delays, m, region, pixels, epochs,
+                                 tuple(checkpoints), on_epoch=hook(m)): m
+                   for m, (region, pixels) in jobs.items()}
+        try:
+            for future in runner.as_completed(futures):
+                m = futures[future]
+                results = future.result()
+                advance(m, epochs)  # epoch events may arrive late, or not at all
+                on_result(m, results)
+        except BaseException:
+            stop.set()
+            runner.cancel(futures)
+            raise
 
 
 def _blocks(n: int, size: int) -> list[tuple[int, int]]:
@@ -122,15 +123,14 @@ def record_activity(runner: Runner, config: NetworkConfig, delays: np.ndarray,
     shared_delays = runner.share(delays)
     chunks = _module_chunks(runner, n_mod)
     # A window of module chunks at a time: each chunk's weights are sent to the
-    # workers once (10 MB per 8 full-size modules) and dropped when its tasks are
-    # done, so worker memory does not grow with the size of the map.
+    # cluster once (10 MB per 8 full-size modules) and dropped when its tasks are
+    # done, so memory does not grow with the size of the map.
     window = len(chunks) if runner.in_process else max(2, 2 * runner.width)
     tally = Tally(len(pixels) * n_mod, progress)
     for first in range(0, len(chunks), window):
         futures = {}
         for lo, hi in chunks[first:first + window]:
-            w = runner.share(weights[lo:hi], copies=2)
-            th = runner.share(theta[lo:hi], copies=2)
+            w, th = runner.share(weights[lo:hi]), runner.share(theta[lo:hi])
             for a, b in _blocks(len(pixels), image_block):
                 futures[runner.submit(activity_task, config, shared_delays, w, th, pixels[a:b],
                                       first_place + a, parallel=False)] = (lo, hi, b - a)
