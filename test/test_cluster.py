@@ -264,3 +264,25 @@ def test_shared_arrays_survive_the_loss_of_their_worker(scheduler):
         assert total.result(timeout=120) == value.sum()
     finally:
         runner.close()
+
+
+def test_extend_on_the_cluster_equals_extend_in_process(route, scheduler, tmp_path):
+    import shutil
+
+    _, ref, query = route
+    images = sorted(ref.iterdir())
+    new = tmp_path / "new"
+    new.mkdir()
+    for f in images[24:]:
+        shutil.copy(f, new / f.name)
+    trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
+    old = tmp_path / "old"
+    cal = calibration(route)
+    cal["epoch_checkpoints"] = []
+    train_network(CONFIG, [trav.pixels[:24]], trav.names[:24], old, **cal)
+    outs = {}
+    for name, extra in (("local", []), ("dask", ["--cluster", scheduler])):
+        outs[name] = tmp_path / name
+        assert main(["extend", "--model", str(old), "--reference", str(new), "--out", str(outs[name]),
+                     "--calibration-query", str(query), *extra]) == 0
+    assert_same_model(outs["local"], outs["dask"])
