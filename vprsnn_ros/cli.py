@@ -235,6 +235,8 @@ def cmd_extend(args: argparse.Namespace) -> int:
     from .model_store import ModelStore
     from .network import NetworkConfig
 
+    if args.workers < 1:
+        raise ConfigError("--workers must be >= 1")
     first = ModelStore.open(member_dirs(args.model)[0])
     try:
         config = NetworkConfig.from_dict(first.meta["config"])
