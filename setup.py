@@ -33,6 +33,9 @@ setup(
             "ros-lifecycle-msgs",
         ],
         "test": ["pytest>=8,<9"],
+        # Distributed training and evaluation (--cluster); dask-jobqueue for PBS/SLURM is the
+        # user's choice and not required here.
+        "cluster": ["distributed>=2023.1"],
     },
     zip_safe=True,
     maintainer="vprsnn_ros founders",

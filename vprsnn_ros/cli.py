@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .errors import ConfigError, DataError, VprsnnError
+from .errors import ConfigError, DataError, ModelError, VprsnnError
 
 
 def _progress_bar(desc: str, unit: str = "presentation"):
@@ -36,6 +36,39 @@ def _progress_bar(desc: str, unit: str = "presentation"):
             bar.close()
             bar = None
     return update
+
+
+# --------------------------------------------------------------------------
+# Cluster
+# --------------------------------------------------------------------------
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="SPEC",
+                   help="run the work on Dask: local[:N] (N worker processes here), tcp://HOST:PORT "
+                        "(a running scheduler) or a scheduler file (needs vprsnn_ros[cluster])")
+    p.add_argument("--cluster-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the Dask scheduler to answer")
+
+
+class _NoRunner:
+    """Context for the in-process default: the callee makes its own threads."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _cluster_runner(args: argparse.Namespace):
+    """A Dask runner for --cluster (reached before any work starts), else None."""
+    if not getattr(args, "cluster", None):
+        return _NoRunner()
+    if args.cluster_timeout <= 0:
+        raise ConfigError("--cluster-timeout must be > 0")
+    from .runner import open_runner
+
+    return open_runner(args.cluster, timeout=args.cluster_timeout)
 
 
 # --------------------------------------------------------------------------
@@ -74,9 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .ensemble import write_ensemble_manifest
     from .network import NetworkConfig
     from .profiles import get_profile
-    from .training import train_network
 
-    profile = get_profile(args.profile)
+    get_profile(args.profile)  # a wrong name fails before anything is read
     if args.ensemble < 1:
         raise ConfigError("--ensemble must be >= 1")
     config = NetworkConfig(
@@ -90,6 +122,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                           f"not {args.epoch_checkpoints!r}") from None
     if any(e < 1 or e > config.epochs for e in checkpoints):
         raise ConfigError(f"--epoch-checkpoints must lie in [1, --epochs {config.epochs}]")
+    # The cluster is reached first: a wrong address fails at once, not after reading every image.
+    with _cluster_runner(args) as runner:
+        members = _read_and_train(args, config, checkpoints, runner)
+    if args.ensemble > 1:
+        write_ensemble_manifest(args.out, members)
+    print(f"model written to {args.out}")
+    return 0
+
+
+def _read_and_train(args: argparse.Namespace, config, checkpoints: list[int], runner) -> list[str]:
     # Read and check every input before anything is written: bad input leaves no model behind.
     traverses = [_traverse(src, args, config.image_size, config.patch, f"reference {k + 1}")
                  for k, src in enumerate(args.reference)]
@@ -108,6 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cal_query = cal.pixels[: args.calibration_places]
     if args.calibration_places >= len(traverses[0]):
         raise ConfigError(f"--calibration-places must be smaller than the {len(traverses[0])} places")
+    from .profiles import get_profile
+    from .training import train_network
+
+    profile = get_profile(args.profile)
     out = Path(args.out)
     members = []
     for k in range(args.ensemble):
@@ -119,15 +165,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                       epoch_checkpoints=checkpoints, workers=args.workers, resume=args.resume,
                       progress=_progress_bar(f"train seed {args.seed + k}"),
                       place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
-                      thumbnails=traverses[0].thumbnails)
+                      thumbnails=traverses[0].thumbnails, runner=runner)
         members.append(member_out.name)
         print(f"trained {member_out} in {time.perf_counter() - started:.1f} s", flush=True)
-        _print_threshold_choice(member_out, net.hyperactive_threshold, profile.name)
+        _print_threshold_choice(member_out, net.hyperactive_threshold, args.profile)
         _print_preselect_choice(member_out)
-    if args.ensemble > 1:
-        write_ensemble_manifest(out, members)
-    print(f"model written to {out}")
-    return 0
+    return members
 
 
 def _print_threshold_choice(model_dir: Path, threshold: int, profile: str) -> None:
@@ -160,9 +203,7 @@ def _print_preselect_choice(model_dir: Path) -> None:
 # --------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .dataset import check_correspondence, read_ground_truth_csv
     from .ensemble import load_model
-    from .evaluation import evaluate, format_report, write_report
 
     if args.sequence_length < 1:
         raise ConfigError("--sequence-length must be >= 1")
@@ -176,6 +217,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if report_dir.exists() and not report_dir.is_dir():
         raise ConfigError(f"--report {report_dir} exists and is not a directory")
     members = load_model(args.model)
+    with _cluster_runner(args) as runner:
+        return _evaluate_on(args, members, runner)
+
+
+def _evaluate_on(args: argparse.Namespace, members, runner) -> int:
+    from .dataset import check_correspondence, read_ground_truth_csv
+    from .evaluation import evaluate, format_report, write_report
+
     cfg = members[0].config
     queries = _traverse(args.query, args, cfg.image_size, cfg.patch, "query images")
     gt = None
@@ -187,15 +236,70 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_correspondence(members[0].n_places, len(queries), args.query)
     pixels = queries.pixels
     bar = _progress_bar("evaluate", unit="query")
+    scorer = None
+    if runner is not None:
+        from functools import partial
+
+        from .cluster import cluster_query_scores
+        scorer = partial(cluster_query_scores, runner)
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
                                    preselect_k=args.preselect, progress=lambda d, t: bar(d, t),
-                                   readout=args.readout, sequence_matcher=args.sequence_matcher)
+                                   readout=args.readout, sequence_matcher=args.sequence_matcher,
+                                   scorer=scorer)
     report["model"] = str(args.model)
     report["query"] = str(args.query)
     write_report(args.report, report, S, gt_local, title=f"{Path(args.model).name} on {Path(args.query).name}")
     print(format_report(report))
     print(f"report written to {args.report}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# extend and info
+# --------------------------------------------------------------------------
+
+# extend options that must match the model: option -> config key
+_EXTEND_CHECKS = {"width": "image_width", "height": "image_height", "patch": "patch",
+                  "neurons": "n_neurons", "places_per_module": "places_per_module", "dt": "dt",
+                  "epochs": "epochs", "profile": "profile"}
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from .ensemble import member_dirs
+    from .extend import extend_model
+    from .model_store import ModelStore
+    from .network import NetworkConfig
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be >= 1")
+    first = ModelStore.open(member_dirs(args.model)[0])
+    try:
+        config = NetworkConfig.from_dict(first.meta["config"])
+    except (KeyError, TypeError, ValueError, VprsnnError) as exc:
+        raise ModelError(f"model {args.model} has an invalid manifest: {exc}") from None
+    given = {key: getattr(args, opt) for opt, key in _EXTEND_CHECKS.items()
+             if getattr(args, opt) is not None}
+    started = time.perf_counter()
+    with _cluster_runner(args) as runner:
+        traverses = [_traverse(src, args, config.image_size, config.patch, f"new reference {k + 1}")
+                     for k, src in enumerate(args.reference)]
+        cal_query = None
+        if args.calibration_query:
+            cal_query = _traverse(args.calibration_query, args, config.image_size, config.patch,
+                                  "calibration query").pixels
+        out = extend_model(args.model, [t.pixels for t in traverses], traverses[0].names,
+                           poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
+                           out=args.out, calibration_query=cal_query, given=given, runner=runner,
+                           workers=args.workers, progress=_progress_bar("extend"))
+    print(f"added {len(traverses[0])} places to {out} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .model_info import describe_model
+
+    print("\n".join(describe_model(args.model)))
     return 0
 
 
@@ -324,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faithful: the published method; tuned: z-score readout and T chosen without "
                         "queries (README: Accuracy profiles and baseline)")
     _add_place_options(t)
+    _add_cluster_options(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="Recall@N, PR-AUC and plots of a model on a query traverse")
@@ -343,7 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sequence-matcher", choices=SEQUENCE_MATCHERS, default="diagonal",
                    help="diagonal sum, or SeqSLAM contrast normalisation + velocity search")
     _add_place_options(e)
+    _add_cluster_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("extend", help="add new places to a trained model (or ensemble) without retraining it")
+    x.add_argument("--model", required=True, metavar="MODEL_DIR", help="a complete model; extended in place "
+                   "unless --out is given")
+    x.add_argument("--reference", nargs="+", required=True, metavar="DIR_OR_BAG",
+                   help="the new places only: one image folder or bag per reference traverse of the model")
+    x.add_argument("--out", metavar="MODEL_DIR", help="write the extended model here and leave --model as it is")
+    x.add_argument("--calibration-query", metavar="DIR_OR_BAG",
+                   help="query traverse of the calibration places: choose T again with the new activity")
+    x.add_argument("--workers", type=int, default=2, help="new modules trained in parallel")
+    for opt, kind in (("width", int), ("height", int), ("patch", int), ("neurons", int),
+                      ("places-per-module", int), ("dt", float), ("epochs", int), ("profile", str)):
+        x.add_argument(f"--{opt}", type=kind, help="optional check: must equal the model's")
+    _add_place_options(x)
+    _add_cluster_options(x)
+    x.set_defaults(func=cmd_extend)
+
+    i = sub.add_parser("info", help="places, modules, profile, T, training time and state of a model")
+    i.add_argument("model", metavar="MODEL_DIR")
+    i.set_defaults(func=cmd_info)
 
     r = sub.add_parser("replay-eval", help="replay a bag through the localizer node and report")
     r.add_argument("--model", required=True, metavar="MODEL_DIR")

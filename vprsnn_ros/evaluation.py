@@ -54,7 +54,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
              split: str = "auto", tolerance: int = 0, sequence_length: int = 1,
              threshold: int | None = None, preselect_k: int | None = None,
              progress: Callable[[int, int], None] | None = None, readout: str | None = None,
-             sequence_matcher: str = "diagonal") -> tuple[dict, np.ndarray, np.ndarray]:
+             sequence_matcher: str = "diagonal",
+             scorer: Callable[..., np.ndarray] | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """Score every query and compute the metrics.
 
     ``split``: 'test' evaluates the test places with the test modules only (the
@@ -65,6 +66,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
     ('diagonal' or 'seqslam') select the profile switch and the matcher; the
     SAD baseline (report key ``baseline``) is scored on the same images,
     places and matcher when the model stores its reference pixels.
+    ``scorer``: computes the scores instead of :func:`query_scores`, with its
+    signature (e.g. on a Dask cluster, :func:`vprsnn_ros.cluster.cluster_query_scores`).
     Returns (report, S, gt) with S (Q', P') and gt restricted to the split.
     """
     net = members[0]
@@ -89,8 +92,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         keep = np.isin(gt, places) | (gt < 0)
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()
-    S_all = query_scores(members, pixels, modules, threshold, progress=progress,
-                         preselect_k=preselect_k, readout=readout)
+    S_all = (scorer or query_scores)(members, pixels, modules, threshold, progress=progress,
+                                     preselect_k=preselect_k, readout=readout)
     seconds = time.perf_counter() - started
     S = S_all[:, places]
     column = np.full(net.n_places, -1)

@@ -8,7 +8,9 @@ A model is a directory holding
   dtype of every array in it;
 * one ``<part>.npz`` file per part (e.g. ``network.npz``, ``module_0007.npz``),
   loaded with ``np.load(..., allow_pickle=False)``; pickles are never written
-  nor read.
+  nor read. A part replaced by a staged change (:meth:`ModelStore.stage_part`
+  and :meth:`ModelStore.commit`, used to extend a model in one step) lives in
+  ``<part>.<tag>.npz``.
 
 Every file is written atomically (:mod:`vprsnn_ros.atomic`). A part's .npz is
 written *before* the manifest lists it, so a crash in between leaves an
@@ -55,6 +57,8 @@ _READ_ONLY_KEYS = ("format_version", "package_version", "created", "parts")
 
 _PART_NAME = re.compile(r"[A-Za-z0-9_]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Files of parts written by a staged change (see ModelStore.stage_part): '<part>.<tag>.npz'.
+_STAGED_FILE = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_]+\.npz")
 
 
 # --------------------------------------------------------------------------- #
@@ -296,25 +300,7 @@ class ModelStore:
         ``name`` must match ``[A-Za-z0-9_]+`` and array names must be non-empty
         strings, else ValueError; object and structured dtypes raise ValueError.
         """
-        if not isinstance(name, str) or not _PART_NAME.fullmatch(name):
-            raise ValueError(f"invalid part name {name!r} (letters, digits and _ only)")
-        if not isinstance(arrays, Mapping):
-            raise TypeError(f"arrays must be a dict, not {type(arrays).__name__}")
-        prepared: Dict[str, np.ndarray] = {}
-        entries: Dict[str, Dict[str, Any]] = {}
-        for key, value in arrays.items():
-            if not isinstance(key, str) or not key or any(c in key for c in "/\\\0"):
-                raise ValueError(f"part {name!r}: invalid array name {key!r}")
-            arr = np.asarray(value)
-            if arr.dtype.hasobject:
-                raise ValueError(f"part {name!r}: array {key!r} has object dtype; only plain arrays are stored")
-            if arr.dtype.fields is not None or arr.dtype.kind == "V":
-                raise ValueError(f"part {name!r}: array {key!r} has a structured/void dtype; not supported")
-            if not arr.dtype.isnative:
-                arr = arr.astype(arr.dtype.newbyteorder("="))
-            prepared[key] = arr
-            entries[key] = {"shape": [int(s) for s in arr.shape], "dtype": _dtype_str(arr.dtype)}
-
+        prepared, entries = _prepare_arrays(name, arrays)
         file_name = f"{name}.npz"
         if self.has_part(name):
             # Un-list first: a crash while replacing must not leave a listed part
@@ -329,6 +315,66 @@ class ModelStore:
         manifest = copy.deepcopy(self._manifest)
         manifest["parts"][name] = {"file": file_name, "sha256": digest, "arrays": entries}
         self._write_manifest(manifest)
+
+    # ---------------------------------------------------- staged changes
+    # A change of several parts at once (extending a model) is staged: the new
+    # files are written under names the manifest does not list
+    # ('<part>.<tag>.npz'), then one manifest write lists them all. Until that
+    # write the model is exactly as it was; a crash leaves only unlisted files.
+
+    def stage_part(self, name: str, arrays: Mapping[str, np.ndarray], tag: str) -> Dict[str, Any]:
+        """Write ``<name>.<tag>.npz`` without listing it; returns its manifest entry for :meth:`commit`."""
+        if not isinstance(tag, str) or not _PART_NAME.fullmatch(tag):
+            raise ValueError(f"invalid stage tag {tag!r} (letters, digits and _ only)")
+        prepared, entries = _prepare_arrays(name, arrays)
+        file_name = f"{name}.{tag}.npz"
+        try:
+            digest = atomic_save_npz(self._path / file_name, prepared)
+        except OSError as exc:
+            raise ModelError(f"cannot write {self._path / file_name}: {exc.strerror or exc}") from None
+        return {"file": file_name, "sha256": digest, "arrays": entries}
+
+    def staged_ok(self, name: str, entry: Any) -> bool:
+        """True if ``entry`` (from :meth:`stage_part`) is well formed and its file is intact."""
+        try:
+            _check_part_entry("staged", name, entry)
+            data = (self._path / entry["file"]).read_bytes()
+        except (ModelError, OSError, TypeError):
+            return False
+        return sha256_bytes(data) == entry["sha256"]
+
+    def read_staged(self, name: str, entry: Dict[str, Any]) -> Dict[str, np.ndarray]:
+        """Arrays of a staged part, verified like :meth:`read_part`."""
+        view = ModelStore._from_manifest(self._path, {"parts": {name: entry}})
+        return view.read_part(name)
+
+    def commit(self, parts: Mapping[str, Dict[str, Any]], **fields: Any) -> None:
+        """List the staged ``parts`` ({name: entry}) and set ``fields`` in one atomic manifest write.
+
+        Files of parts this replaces are removed afterwards (best effort).
+        """
+        bad = [k for k in fields if k in _READ_ONLY_KEYS]
+        if bad:
+            raise ValueError(f"cannot set {', '.join(map(repr, bad))}: managed by the model store")
+        for name, entry in parts.items():
+            if not self.staged_ok(name, entry):
+                raise ModelError(f"model {self._path}: staged part {name!r} is missing or damaged")
+        manifest = copy.deepcopy(self._manifest)
+        old_parts = manifest.pop("parts")
+        for key, value in fields.items():
+            manifest[key] = to_plain(value, key)
+        replaced = [old_parts[n]["file"] for n in parts if n in old_parts]
+        new_parts = dict(old_parts)
+        new_parts.update({n: copy.deepcopy(dict(e)) for n, e in parts.items()})
+        manifest["parts"] = new_parts
+        self._write_manifest(manifest)
+        listed = {e["file"] for e in new_parts.values()}
+        for file_name in replaced:
+            if file_name not in listed:
+                try:
+                    (self._path / file_name).unlink()
+                except OSError:
+                    pass
 
     def read_part(self, name: str, expected: Optional[Expected] = None) -> Dict[str, np.ndarray]:
         """Load part ``name`` after verifying it.
@@ -412,6 +458,30 @@ class ModelStore:
         return f"ModelStore({str(self._path)!r}, {state}, {len(self._manifest['parts'])} parts)"
 
 
+def _prepare_arrays(name: str, arrays: Mapping[str, np.ndarray]
+                    ) -> Tuple[Dict[str, np.ndarray], Dict[str, Dict[str, Any]]]:
+    """Check a part's name and arrays; returns them native-endian with their manifest entries."""
+    if not isinstance(name, str) or not _PART_NAME.fullmatch(name):
+        raise ValueError(f"invalid part name {name!r} (letters, digits and _ only)")
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"arrays must be a dict, not {type(arrays).__name__}")
+    prepared: Dict[str, np.ndarray] = {}
+    entries: Dict[str, Dict[str, Any]] = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not key or any(c in key for c in "/\\\0"):
+            raise ValueError(f"part {name!r}: invalid array name {key!r}")
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            raise ValueError(f"part {name!r}: array {key!r} has object dtype; only plain arrays are stored")
+        if arr.dtype.fields is not None or arr.dtype.kind == "V":
+            raise ValueError(f"part {name!r}: array {key!r} has a structured/void dtype; not supported")
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        prepared[key] = arr
+        entries[key] = {"shape": [int(s) for s in arr.shape], "dtype": _dtype_str(arr.dtype)}
+    return prepared, entries
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "Object arrays cannot be loaded" in text:
@@ -476,9 +546,12 @@ def _check_part_entry(bad: str, name: Any, entry: Any) -> None:
     for key in ("file", "sha256", "arrays"):
         if key not in entry:
             raise ModelError(f"{where} lacks '{key}'")
-    if entry["file"] != f"{name}.npz":
+    if entry["file"] != f"{name}.npz" and not (
+            isinstance(entry["file"], str) and _STAGED_FILE.fullmatch(entry["file"])
+            and entry["file"].startswith(f"{name}.")):
         # also keeps a tampered manifest from pointing outside the model directory
-        raise ModelError(f"{where} has file {entry['file']!r}, expected '{name}.npz'")
+        raise ModelError(f"{where} has file {entry['file']!r}, expected '{name}.npz' "
+                         f"(or '{name}.<tag>.npz')")
     if not isinstance(entry["sha256"], str) or not _SHA256.fullmatch(entry["sha256"]):
         raise ModelError(f"{where} has an invalid sha256 {_short(entry['sha256'])}")
     arrays = entry["arrays"]

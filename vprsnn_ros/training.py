@@ -2,133 +2,179 @@
 
 Spec sections 3-6. :func:`train_network` is the one entry point used by the CLI
 and the trainer node. It writes every module to the model directory as soon as
-it is trained, so that an interrupted run resumes where it stopped.
+it is trained, so that an interrupted run resumes where it stopped. The work
+itself is done by the pure tasks of :mod:`vprsnn_ros.tasks`, in threads of this
+process or on a Dask cluster (a :mod:`runner <vprsnn_ros.runner>`); the model
+is the same either way.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import kernels
 from .errors import ConfigError, DataError, ModelError
+from .lane_engine import GROUP as LANES
 from .metrics import recall_at_n
 from .model_io import (load_network, network_meta, save_module, save_network_part,
                        save_reference_parts, save_thumbnails)
 from .model_store import ModelStore
-from .network import (DEFAULT_T_SWEEP, DelayLayout, ModularSNN, NetworkConfig, assign_neurons,
-                      initial_weights, make_delays, make_regions)
-from .params import pack, steps
+# Re-exported: callers (tests, benches) import these from here.
+from .module_training import ModuleResult, _fresh_state, train_module  # noqa: F401
+from .network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig, make_delays, make_regions
 from .preprocess import rates_hz
 from .preselect import calibrate_k
 from .profiles import FAITHFUL, Profile
 from .readout import ReferenceStats
+from .runner import LocalRunner, Runner
+from .tasks import REFERENCE_STREAM, activity_task, spike_count_task, train_module_task
 
 # progress(done, total, message): done/total count training presentations.
 ProgressFn = Callable[[int, int, str], None]
+
+REFERENCE_PIXELS = "reference_pixels"
 
 
 def _quiet(done: int, total: int, message: str) -> None:
     pass
 
 
-@dataclass
-class ModuleResult:
-    """Arrays of one trained module at one epoch count."""
-
-    epochs: int
-    weights: np.ndarray
-    theta: np.ndarray
-    assignments: np.ndarray
+class _Cancelled(Exception):
+    """Raised inside an in-process task to stop it at the next epoch."""
 
 
-def _fresh_state(config: NetworkConfig) -> dict[str, np.ndarray]:
-    p, n = config.params, config.n_neurons
-    return dict(
-        v_e=np.full(n, p.v_rest_e + p.v_init_offset), ge_e=np.zeros(n), gi_e=np.zeros(n),
-        theta=np.full(n, p.theta_init), timer=np.zeros(n),
-        last_e=np.full(n, kernels.NEVER, np.int64), post1=np.zeros(n), post2=np.zeros(n),
-        v_i=np.full(n, p.v_rest_i + p.v_init_offset), ge_i=np.zeros(n),
-        last_i=np.full(n, kernels.NEVER, np.int64),
-        last_emit=np.full(config.n_inputs, kernels.NEVER, np.int64),
-    )
+# --------------------------------------------------------------------------
+# Fan-out helpers (shared with extension)
+# --------------------------------------------------------------------------
+
+class Tally:
+    """Thread-safe (done, total) counter that reports to a progress callback."""
+
+    def __init__(self, total: int, progress: ProgressFn, done: int = 0) -> None:
+        self.total, self.done, self._progress = total, done, progress
+        self._lock = threading.Lock()
+
+    def add(self, amount: int, message: str) -> None:
+        with self._lock:
+            self.done += amount
+            self._progress(self.done, self.total, message)
 
 
-def train_module(config: NetworkConfig, layout: DelayLayout, module: int, region: np.ndarray,
-                 traverses: Sequence[np.ndarray], epochs: int,
-                 checkpoints: Sequence[int] = (),
-                 on_epoch: Callable[[int], None] | None = None) -> list[ModuleResult]:
-    """Train one module on its places; returns its state at each checkpoint and at ``epochs``.
+def train_modules(runner: Runner, config: NetworkConfig, delays: np.ndarray,
+                  jobs: dict[int, tuple[np.ndarray, list[np.ndarray]]], epochs: int,
+                  checkpoints: Sequence[int], on_result: Callable[[int, list[ModuleResult]], None],
+                  tally: Tally, n_modules: int) -> None:
+    """Train the modules of ``jobs`` ({module: (region, region pixels per traverse)}).
 
-    The training sequence is every place of the region in traverse 1, then in
-    traverse 2, ..., repeated every epoch (spec section 3). Each presentation is
-    350 ms of input and 150 ms of rest after one initial 500 ms rest, with the
-    state carried over. Neurons are assigned from the spike counts of the last
-    ``assign_presentations`` presentations before each checkpoint.
+    ``on_result(module, results)`` runs in this thread as each module finishes
+    (it saves the module). Progress advances at every epoch, in process and on
+    a cluster alike (a task run again after its worker was lost does not count twice).
     """
-    p = config.params
-    packed = pack(p, config.dt)
-    weights = initial_weights(config, module)
-    state = _fresh_state(config)
-    rng = np.array([kernels.stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)
-    sequence = np.concatenate([trav[region] for trav in traverses]).astype(np.float64)
-    rates = np.ascontiguousarray(rates_hz(sequence), dtype=np.float64)
-    presented = np.tile(region, len(traverses))
-    n_present, n_rest = steps(p.present_ms, config.dt), steps(p.rest_ms, config.dt)
-    keep = config.assign_presentations
-    history = np.zeros((0, config.n_neurons), np.int32)
-    history_places = np.zeros(0, np.int64)
+    stop = threading.Event()
+    lock = threading.Lock()
+    sizes = {m: len(region) * len(pixels) for m, (region, pixels) in jobs.items()}
+    reported = {m: 0 for m in jobs}
 
-    def run(rates_block: np.ndarray, n_pres: int, n_rst: int, t0: int,
-            counts: np.ndarray) -> int:
-        return kernels.train_presentations(
-            packed, weights, layout.tgt, layout.off, layout.slot, rates_block, n_pres, n_rst,
-            p.weight_sum, state["v_e"], state["ge_e"], state["gi_e"], state["theta"],
-            state["timer"], state["last_e"], state["post1"], state["post2"], state["v_i"],
-            state["ge_i"], state["last_i"], state["last_emit"], t0, rng, counts)
+    def advance(module: int, epoch: int) -> None:
+        if stop.is_set() and runner.in_process:
+            raise _Cancelled  # stops an in-process task at its next epoch
+        with lock:
+            new = epoch - reported[module]
+            if new <= 0:
+                return
+            reported[module] = epoch
+        tally.add(sizes[module] * new, f"module {module + 1}/{n_modules} epoch {epoch}")
 
-    # The initial rest: no input, no normalisation needed (it does not change W).
-    t0 = kernels.simulate(
-        packed, weights, layout.tgt, layout.off, layout.slot, np.zeros(config.n_inputs), 0,
-        steps(p.initial_rest_ms, config.dt), True, state["v_e"], state["ge_e"], state["gi_e"],
-        state["theta"], state["timer"], state["last_e"], state["post1"], state["post2"],
-        state["v_i"], state["ge_i"], state["last_i"], state["last_emit"], 0, rng,
-        np.zeros(config.n_neurons, np.int64))
-    results = []
-    wanted = sorted({e for e in checkpoints if 0 < e < epochs} | {epochs})
-    for epoch in range(1, epochs + 1):
-        counts = np.zeros((len(rates), config.n_neurons), np.int32)
-        t0 = run(rates, n_present, n_rest, t0, counts)
-        history = np.concatenate([history, counts])[-keep:]
-        history_places = np.concatenate([history_places, presented])[-keep:]
-        if epoch in wanted:
-            results.append(ModuleResult(
-                epochs=epoch, weights=weights.copy(), theta=state["theta"].copy(),
-                assignments=assign_neurons(history, history_places, region)))
-        if on_epoch is not None:
-            on_epoch(epoch)
-    return results
+    with runner.epoch_events(advance) as hook:
+        futures = {runner.submit(train_module_task, config, delays, m, region, pixels, epochs,
+                                 tuple(checkpoints), on_epoch=hook(m)): m
+                   for m, (region, pixels) in jobs.items()}
+        try:
+            for future in runner.as_completed(futures):
+                m = futures[future]
+                results = future.result()
+                advance(m, epochs)  # epoch events may arrive late, or not at all
+                on_result(m, results)
+        except BaseException:
+            stop.set()
+            runner.cancel(futures)
+            raise
 
 
-def record_activity(net: ModularSNN, reference_rates: np.ndarray, batch: int = 64,
-                    progress: ProgressFn = _quiet,
-                    on_counts: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
-    """Number of reference images each neuron fires in, frozen (spec section 6, step 1-2).
+def _blocks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(k, min(k + size, n)) for k in range(0, n, size)]
 
-    ``on_counts`` receives each batch's spike counts (B, M, N), e.g. to gather
-    the reference statistics of the zscore readout in the same pass.
-    """
+
+def _module_chunks(runner: Runner, n_modules: int) -> list[tuple[int, int]]:
+    # In-process inference already uses every core (Numba); on a cluster, one
+    # lane group of modules per task spreads them over the workers.
+    return [(0, n_modules)] if runner.in_process else _blocks(n_modules, LANES)
+
+
+def record_activity(runner: Runner, config: NetworkConfig, delays: np.ndarray,
+                    weights: np.ndarray, theta: np.ndarray, pixels: np.ndarray,
+                    first_place: int = 0, progress: ProgressFn = _quiet) -> np.ndarray:
+    """Number of the reference images ``pixels`` (places first_place, ...) each neuron of the
+    modules (``weights`` (M, n_in, N)) fires in, frozen: (M, N) int32 (spec section 6, steps 1-2)."""
+    n_mod, n = theta.shape
+    active = np.zeros((n_mod, n), np.int32)
+    if len(pixels) == 0 or n_mod == 0:
+        return active
+    image_block = 64 if runner.in_process else 256
+    shared_delays = runner.share(delays)
+    chunks = _module_chunks(runner, n_mod)
+    # A window of module chunks at a time: each chunk's weights are sent to the
+    # cluster once (10 MB per 8 full-size modules) and dropped when its tasks are
+    # done, so memory does not grow with the size of the map.
+    window = len(chunks) if runner.in_process else max(2, 2 * runner.width)
+    tally = Tally(len(pixels) * n_mod, progress)
+    for first in range(0, len(chunks), window):
+        futures = {}
+        for lo, hi in chunks[first:first + window]:
+            w, th = runner.share(weights[lo:hi]), runner.share(theta[lo:hi])
+            for a, b in _blocks(len(pixels), image_block):
+                futures[runner.submit(activity_task, config, shared_delays, w, th, pixels[a:b],
+                                      first_place + a, parallel=False)] = (lo, hi, b - a)
+        try:
+            for future in runner.as_completed(futures):
+                lo, hi, size = futures[future]
+                active[lo:hi] += future.result()
+                tally.add(size * (hi - lo), "recording hyperactivity")
+        except BaseException:
+            runner.cancel(futures)
+            raise
+    return active
+
+
+def spike_counts(runner: Runner, config: NetworkConfig, delays: np.ndarray, weights: np.ndarray,
+                 theta: np.ndarray, pixels: np.ndarray, query_ids: np.ndarray,
+                 block: int = 64) -> np.ndarray:
+    """Frozen spike counts (Q, M, N) of the modules for the images, in query blocks."""
+    shared = [runner.share(a) for a in (delays, weights, theta)]
+    futures = [runner.submit(spike_count_task, config, *shared, pixels[a:b], query_ids[a:b],
+                             parallel=False) for a, b in _blocks(len(pixels), block)]
+    try:
+        parts = [f.result() for f in futures]
+    except BaseException:
+        runner.cancel(futures)
+        raise
+    return np.concatenate(parts) if parts else np.zeros((0,) + theta.shape, np.int32)
+
+
+def _record_in_process(net: ModularSNN, reference_rates: np.ndarray, batch: int = 64,
+                       progress: ProgressFn = _quiet,
+                       on_counts: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """:func:`record_activity` in this process, handing each batch's spike counts (B, M, N) to
+    ``on_counts`` (to gather the reference statistics of the zscore readout in the same pass)."""
     active = np.zeros((net.n_modules, net.config.n_neurons), np.int32)
     n = len(reference_rates)
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        counts = net.spike_counts(reference_rates[start:stop], np.arange(start, stop) + _REFERENCE_STREAM)
+        counts = net.spike_counts(reference_rates[start:stop], np.arange(start, stop) + REFERENCE_STREAM)
         active += (counts > 0).sum(axis=0, dtype=np.int32)
         if on_counts is not None:
             on_counts(counts)
@@ -136,8 +182,6 @@ def record_activity(net: ModularSNN, reference_rates: np.ndarray, batch: int = 6
     return active
 
 
-# Query ids name random streams; reference recordings use ids far from query ids.
-_REFERENCE_STREAM = 1 << 40
 # The second presentation of the reference that chooses T without queries: yet other streams.
 _SELF_TEST_STREAM = 2 << 40
 
@@ -146,7 +190,7 @@ def record_reference(net: ModularSNN, reference_rates: np.ndarray,
                      progress: ProgressFn = _quiet) -> ReferenceStats:
     """Record hyperactivity into ``net.active_images`` and return the reference statistics, in one pass."""
     stats = ReferenceStats(assignments=net.assignments, n_places=net.n_places)
-    net.active_images[:] = record_activity(net, reference_rates, progress=progress, on_counts=stats.add)
+    net.active_images[:] = _record_in_process(net, reference_rates, progress=progress, on_counts=stats.add)
     net.reference_stats = stats
     return stats
 
@@ -179,18 +223,16 @@ def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarra
     return best["threshold"], rows
 
 
-def calibration_table(net: ModularSNN, query_rates: np.ndarray,
-                      sweep: Sequence[int] = DEFAULT_T_SWEEP) -> list[dict]:
+def calibration_rows(net: ModularSNN, counts: np.ndarray,
+                     sweep: Sequence[int] = DEFAULT_T_SWEEP) -> list[dict]:
     """R@1 of the calibration split for each hyperactivity threshold T.
 
-    Calibration query k is the k-th place of the calibration split; only the
-    calibration modules compete, as in the published protocol.
+    ``counts`` (Q, M_cal, N): spike counts of the calibration modules for the
+    calibration queries, query k being the k-th place of the calibration split;
+    only the calibration modules compete, as in the published protocol.
     """
     mods = net.module_split("calibration")
     places = net.split_places("calibration")
-    if len(query_rates) != len(places):
-        raise DataError(f"calibration needs {len(places)} query images, got {len(query_rates)}")
-    counts = net.spike_counts(query_rates, np.arange(len(query_rates)), modules=mods)
     rows = []
     for t in sweep:
         S = net.scores(counts, modules=mods, threshold=t)[:, places]
@@ -199,10 +241,41 @@ def calibration_table(net: ModularSNN, query_rates: np.ndarray,
     return rows
 
 
+def calibrate(runner: Runner, net: ModularSNN, query_pixels: np.ndarray,
+              sweep: Sequence[int] = DEFAULT_T_SWEEP) -> list[dict]:
+    """:func:`calibration_rows` for a network whose calibration modules have their activity."""
+    mods = net.module_split("calibration")
+    places = net.split_places("calibration")
+    if len(query_pixels) != len(places):
+        raise DataError(f"calibration needs {len(places)} query images, got {len(query_pixels)}")
+    counts = spike_counts(runner, net.config, net.delays, net.weights[mods], net.theta[mods],
+                          query_pixels, np.arange(len(query_pixels)))
+    return calibration_rows(net, counts, sweep)
+
+
 def _best(rows: list[dict]) -> dict:
     # Highest R@1; among equals the smallest epochs, then the smallest T (least removal).
     return max(rows, key=lambda r: (r["recall_at_1"], -r.get("epochs", 0), -r["threshold"]))
 
+
+def check_regions(regions: Sequence[np.ndarray], n_places: int, calibration_places: int) -> int:
+    """Validate given regions (a partition of the places, none straddling the calibration
+    split, calibration regions first); returns the number of calibration modules."""
+    flat = np.concatenate([np.asarray(r, np.int64) for r in regions]) if len(regions) else np.zeros(0)
+    if any(len(r) == 0 for r in regions) or not np.array_equal(np.sort(flat), np.arange(n_places)):
+        raise ConfigError(f"regions must split the {n_places} places into non-empty, disjoint parts")
+    is_cal = [bool(np.max(r) < calibration_places) for r in regions]
+    if any(np.min(r) < calibration_places <= np.max(r) for r in regions):
+        raise ConfigError("a region straddles the calibration split")
+    n_cal = sum(is_cal)
+    if any(is_cal[n_cal:]):
+        raise ConfigError("calibration regions must come first")
+    return n_cal
+
+
+# --------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------
 
 def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_names: Sequence[str],
                   out_dir: str | Path, *, calibration_places: int = 0,
@@ -212,7 +285,8 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
                   resume: bool = False, progress: ProgressFn = _quiet,
                   place_poses: np.ndarray | None = None,
                   pose_frame: str | None = None, thumbnails: np.ndarray | None = None,
-                  profile: Profile = FAITHFUL) -> ModularSNN:
+                  profile: Profile = FAITHFUL, runner: Runner | None = None,
+                  regions: Sequence[np.ndarray] | None = None) -> ModularSNN:
     """Train, record hyperactivity, calibrate and save a modular network.
 
     ``traverses``: preprocessed reference traverses, each (n_places, n_inputs)
@@ -223,7 +297,10 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     and the test modules then get the chosen count). Without a calibration query
     T is 0, or, with the profile switch ``auto_threshold``, chosen on the
     reference itself; ``model.yaml`` records the profile and how T was chosen
-    (``threshold_choice``). Returns the trained network.
+    (``threshold_choice``). ``runner``: where the tasks run (default:
+    ``workers`` threads of this process). ``regions``: the places of each
+    module, instead of :func:`make_regions` (how an extended map is reproduced
+    in one go). Returns the trained network.
     """
     profile = profile.validate()
     config.validate()
@@ -236,64 +313,75 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
         raise ConfigError("workers must be >= 1")
     if calibration_query is not None and calibration_places <= 0:
         raise ConfigError("a calibration query needs calibration_places > 0")
-    regions = make_regions(n_places, config.places_per_module, config.shuffle, config.seed,
-                           calibration_places)
-    n_cal = sum(1 for r in regions if r[0] < calibration_places) if calibration_places else 0
+    if regions is None:
+        regions = make_regions(n_places, config.places_per_module, config.shuffle, config.seed,
+                               calibration_places)
+        n_cal = sum(1 for r in regions if r[0] < calibration_places) if calibration_places else 0
+    else:
+        regions = [np.asarray(r, np.int64) for r in regions]
+        n_cal = check_regions(regions, n_places, calibration_places)
+    if runner is None:
+        with LocalRunner(workers) as local:
+            return _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_places,
+                          calibration_query, epoch_checkpoints, t_sweep, resume, progress,
+                          place_poses, pose_frame, thumbnails, profile, local)
+    return _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_places,
+                  calibration_query, epoch_checkpoints, t_sweep, resume, progress, place_poses,
+                  pose_frame, thumbnails, profile, runner)
+
+
+def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_places,
+           calibration_query, epoch_checkpoints, t_sweep, resume, progress, place_poses,
+           pose_frame, thumbnails, profile: Profile, runner: Runner) -> ModularSNN:
     delays = make_delays(config)
-    layout = DelayLayout.build(delays, config.dt, config.params.delay_max)
     meta = network_meta(config, place_names, place_poses, pose_frame)
     store = ModelStore.create(out_dir, meta, resume=resume)
     if store.meta.get("places") != meta["places"]:
         raise ModelError(f"cannot resume model {out_dir}: it was trained on other places")
+    if store.has_part("network"):
+        stored = store.read_part("network")
+        if not np.array_equal(stored["region_places"], np.concatenate(regions)) or not np.array_equal(
+                stored["region_lengths"], [len(r) for r in regions]):
+            raise ModelError(f"cannot resume model {out_dir}: it was trained with other regions")
     save_network_part(store, delays, regions, n_cal)
     if thumbnails is not None:  # optional: (n_places, h, w) uint8 for debug views
         save_thumbnails(store, thumbnails)
-    lock = threading.Lock()
+    if not store.has_part(REFERENCE_PIXELS):
+        # What extension needs to record the activity of new modules over the old places.
+        store.write_part(REFERENCE_PIXELS, {"pixels": np.ascontiguousarray(traverses[0], np.uint8)})
     per_module = config.epochs * len(traverses)
-    total = sum(len(r) for r in regions) * per_module
-    done = [0]
+    tally = Tally(sum(len(r) for r in regions) * per_module, progress)
 
-    def advance(region: np.ndarray, module: int) -> Callable[[int], None]:
-        def on_epoch(epoch: int) -> None:
-            with lock:
-                done[0] += len(region) * len(traverses)
-                progress(done[0], total, f"module {module + 1}/{len(regions)} epoch {epoch}")
-        return on_epoch
+    def jobs(modules: Sequence[int]) -> dict[int, tuple[np.ndarray, list[np.ndarray]]]:
+        return {m: (regions[m], [t[regions[m]] for t in traverses]) for m in modules}
 
-    def train_one(module: int, epochs: int, checkpoints: Sequence[int]) -> list[ModuleResult]:
-        results = train_module(config, layout, module, regions[module], traverses, epochs,
-                               checkpoints, advance(regions[module], module))
-        if not checkpoints:
-            with lock:
-                save_module(store, module, results[-1])
-        return results
+    def save(module: int, results: list[ModuleResult]) -> None:
+        save_module(store, module, results[-1])
 
-    def train_all(modules: Sequence[int], epochs: int,
-                  checkpoints: Sequence[int] = ()) -> dict[int, list[ModuleResult]]:
-        todo = [m for m in modules if checkpoints or not store.has_part(f"module_{m:04d}")]
-        with lock:
-            done[0] += sum(len(regions[m]) * per_module for m in modules if m not in todo)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {m: pool.submit(train_one, m, epochs, checkpoints) for m in todo}
-            return {m: f.result() for m, f in futures.items()}
+    def train_missing(modules: Sequence[int], epochs: int) -> None:
+        todo = [m for m in modules if not store.has_part(f"module_{m:04d}")]
+        tally.add(sum(len(regions[m]) * per_module for m in modules if m not in todo), "resumed")
+        train_modules(runner, config, delays, jobs(todo), epochs, (), save, tally, len(regions))
 
     started = time.perf_counter()
     cal_modules = list(range(n_cal))
     test_modules = list(range(n_cal, len(regions)))
-    calibrate = calibration_query is not None and n_cal > 0
+    calibrate_now = calibration_query is not None and n_cal > 0
     meta = store.meta
     chosen_epochs = config.epochs
     table: list[dict] = []
-    if calibrate and "calibration" not in meta:
+    if calibrate_now and "calibration" not in meta:
         checkpoints = sorted({e for e in epoch_checkpoints if 0 < e <= config.epochs} | {config.epochs})
-        cal_results = train_all(cal_modules, config.epochs, checkpoints)
+        cal_results: dict[int, list[ModuleResult]] = {}
+        train_modules(runner, config, delays, jobs(cal_modules), config.epochs, checkpoints,
+                      cal_results.__setitem__, tally, len(regions))
         for epochs in checkpoints:
             for m in cal_modules:
                 save_module(store, m, next(r for r in cal_results[m] if r.epochs == epochs))
             net = load_network(store, require_complete=False, modules=cal_modules)
-            record_reference(net, rates_hz(traverses[0]).astype(np.float64))
+            _record(runner, net, delays, traverses[0], profile)
             net.readout = profile.readout  # T is calibrated for the readout the model will run with
-            for row in calibration_table(net, rates_hz(calibration_query).astype(np.float64), t_sweep):
+            for row in calibrate(runner, net, calibration_query, t_sweep):
                 table.append({"epochs": epochs, **row})
         best = _best(table)
         chosen_epochs = best["epochs"]
@@ -306,21 +394,22 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     elif "calibration" in meta:
         chosen_epochs = int(meta["calibration"]["epochs"])
     else:
-        train_all(cal_modules, config.epochs)
-    train_all(test_modules, chosen_epochs)
+        train_missing(cal_modules, config.epochs)
+    train_missing(test_modules, chosen_epochs)
     train_seconds = time.perf_counter() - started
     net = load_network(store, require_complete=False)
     record_start = time.perf_counter()
     reference_rates = rates_hz(traverses[0]).astype(np.float64)
-    stats = record_reference(net, reference_rates, progress=progress)
+    stats = _record(runner, net, delays, traverses[0], profile, progress)
     store.write_part("hyperactivity", {"active_images": net.active_images})
-    save_reference_parts(store, stats, traverses[0])
-    threshold, choice = _threshold_choice(net, store.meta, calibrate, profile, reference_rates,
+    if stats is not None:
+        save_reference_parts(store, stats, traverses[0])
+    threshold, choice = _threshold_choice(net, store.meta, calibrate_now, profile, reference_rates,
                                           t_sweep, progress)
     net.hyperactive_threshold = threshold
     net.profile, net.readout = profile, profile.readout
     net.reference_pixels = np.asarray(traverses[0], np.uint8)
-    if calibrate and profile.preselect:
+    if calibrate_now and profile.preselect:
         net.preselect_k, k_table = calibrate_k(
             net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
             threshold)
@@ -330,7 +419,7 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
         hyperactive_threshold=threshold,
         training={"seconds": round(train_seconds, 2),
                   "record_seconds": round(time.perf_counter() - record_start, 2),
-                  "workers": workers, "traverses": len(traverses), "epochs": chosen_epochs},
+                  **runner.describe(), "traverses": len(traverses), "epochs": chosen_epochs},
         complete=True)
     return net
 
@@ -352,3 +441,30 @@ def _threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Pr
                    "table": table}
     return 0, {"method": "none",
                "reason": "no calibration query and profile switch auto_threshold off: no masking"}
+
+
+def _record(runner: Runner, net: ModularSNN, delays: np.ndarray, reference: np.ndarray,
+            profile: Profile, progress: ProgressFn = _quiet) -> ReferenceStats | None:
+    """Record ``net.active_images`` over the reference; also its statistics where they can be had.
+
+    In this process the zscore readout's reference statistics come from the
+    same pass. On a cluster the tasks return only the activity, so the
+    statistics are gathered here in a second pass, and only when the profile's
+    readout needs them.
+    """
+    rates = rates_hz(reference).astype(np.float64)
+    if runner.in_process:
+        return record_reference(net, rates, progress)
+    net.active_images[:] = record_activity(runner, net.config, delays, net.weights, net.theta,
+                                           reference, progress=progress)
+    if profile.readout == "mean":
+        return None
+    stats = ReferenceStats(assignments=net.assignments, n_places=net.n_places)
+    _record_in_process(net, rates, on_counts=stats.add)
+    net.reference_stats = stats
+    return stats
+
+
+__all__ = ["REFERENCE_STREAM", "ModuleResult", "Tally", "_fresh_state", "calibrate", "calibration_rows",
+           "check_regions", "record_activity", "record_reference", "spike_counts", "train_module", "train_modules",
+           "train_network"]

@@ -4,7 +4,7 @@
 
 Runs the same training as ``vprsnn train`` (reference image folders or bags),
 publishes ``~/progress`` (std_msgs/Float32, 0..1) and logs each finished
-module, writes the model atomically module by module, resumes an interrupted
+module, runs in this process or on a Dask cluster (parameter ``cluster``), writes the model atomically module by module, resumes an interrupted
 training in the same ``out`` directory, and exits 0 when the model is complete.
 """
 
@@ -20,6 +20,8 @@ from std_msgs.msg import Float32
 
 from ..errors import ConfigError
 from ..network import NetworkConfig
+from ..profiles import DEFAULT_PROFILE, get_profile
+from ..runner import open_runner
 from ..sources import load_traverse
 from ..training import train_network
 from .job import run_job
@@ -45,7 +47,13 @@ class TrainerNode(Node):
         self.declare_parameter("seed", 0, d(description="random seed"))
         self.declare_parameter("shuffle", False, d(description="seeded random regions instead of contiguous"))
         self.declare_parameter("dt", 0.5, d(description="simulation step (ms)"))
-        self.declare_parameter("workers", 2, d(description="modules trained in parallel"))
+        self.declare_parameter("workers", 2, d(description="modules trained in parallel (in process)"))
+        self.declare_parameter("cluster", "", d(
+            description="'' = train in this process; local[:N], tcp://HOST:PORT or a scheduler file = "
+                        "train on Dask (needs vprsnn_ros[cluster])"))
+        self.declare_parameter("cluster_timeout", 10.0, d(description="seconds to wait for the Dask scheduler"))
+        self.declare_parameter("profile", DEFAULT_PROFILE, d(
+            description="accuracy profile: faithful (the published method) or tuned (see profiles.py)"))
         self.declare_parameter("resume", True, d(description="continue a partial model found in out"))
         self.declare_parameter("wait_for_monitor", 0.0, d(
             description="seconds to wait for a ~/progress subscriber before starting (0 = do not wait)"))
@@ -75,12 +83,19 @@ class TrainerNode(Node):
         deadline = time.monotonic() + self._get("wait_for_monitor")
         while self.progress_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.get_logger().info(f"training {len(traverses[0])} places from {refs} into {out}")
+        profile = get_profile(self._get("profile"))
+        cluster = self._get("cluster").strip()
+        if self._get("cluster_timeout") <= 0:
+            raise ConfigError("cluster_timeout must be > 0")
+        where = f" on Dask cluster {cluster}" if cluster else ""
+        self.get_logger().info(f"training {len(traverses[0])} places from {refs} into {out}{where}")
         started = time.perf_counter()
-        train_network(config, [t.pixels for t in traverses], traverses[0].names, out,
-                      workers=self._get("workers"), resume=self._get("resume"), progress=self._progress,
-                      place_poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
-                      thumbnails=traverses[0].thumbnails)
+        with open_runner(cluster, self._get("workers"), self._get("cluster_timeout")) as runner:
+            train_network(config, [t.pixels for t in traverses], traverses[0].names, out,
+                          workers=self._get("workers"), resume=self._get("resume"),
+                          progress=self._progress, place_poses=traverses[0].poses,
+                          pose_frame=traverses[0].pose_frame, thumbnails=traverses[0].thumbnails,
+                          profile=profile, runner=runner)
         self.progress_pub.publish(Float32(data=1.0))
         # Let the last progress message reach its subscribers before the process exits.
         self.progress_pub.wait_for_all_acked(Duration(seconds=2.0))

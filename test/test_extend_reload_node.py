@@ -1,0 +1,75 @@
+"""A running localizer node picks up a model extended in place with ~/reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from vprsnn_ros.extend import extend_model  # noqa: E402
+from vprsnn_ros.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.synthetic import make_route  # noqa: E402
+from vprsnn_ros.training import train_network  # noqa: E402
+
+DOMAIN = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 25
+CONFIG = NetworkConfig(n_neurons=20, places_per_module=4, epochs=2)
+
+
+def test_running_localizer_reloads_the_extended_model(tmp_path):
+    reference, _ = make_route(12, seed=8)
+    pixels = preprocess_batch(reference)
+    names = [f"p{k:02d}" for k in range(12)]
+    model = tmp_path / "m"
+    train_network(CONFIG, [pixels[:8]], names[:8], model, workers=1)
+
+    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    proc = subprocess.Popen([sys.executable, "-m", "vprsnn_ros.nodes.localizer_node", "--ros-args",
+                             "-p", f"model_path:={model}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN)
+    node = rclpy.create_node("extend_reload_test", context=ctx)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + 90
+        while not any("ready:" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
+        client = node.create_client(Trigger, "/vprsnn_localizer/reload")
+        assert client.wait_for_service(timeout_sec=30), "no ~/reload service"
+
+        def reload() -> Trigger.Response:
+            future = client.call_async(Trigger.Request())
+            executor.spin_until_future_complete(future, timeout_sec=60)
+            assert future.done(), "no answer from ~/reload"
+            return future.result()
+
+        before = reload()
+        assert before.success and before.message.endswith(": 8 places"), before.message
+        extend_model(model, [pixels[8:]], names[8:])
+        after = reload()
+        assert after.success and after.message.endswith(": 12 places"), after.message
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
