@@ -25,7 +25,7 @@ from vprsnn_ros.profiles import FAITHFUL, TUNED, Profile, get_profile
 from vprsnn_ros.readout import ReferenceStats, bounded_confidence, same_place_pairs, zscore_merge
 from vprsnn_ros.sequence import match_sequences
 from vprsnn_ros.synthetic import make_route
-from vprsnn_ros.training import _REFERENCE_STREAM, choose_threshold_without_queries, train_network
+from vprsnn_ros.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
 # --------------------------------------------------------------------------
 # SAD baseline
@@ -228,7 +228,7 @@ def test_readout_switch_off_is_todays_scores_on_is_zscore_merge(route, models):
     assert np.array_equal(net.scores(counts), today)
     assert np.array_equal(net.scores(counts, readout="mean"), today)
     # The model's reference statistics are those of the recording pass (same streams).
-    ref_counts = net.spike_counts(rates_hz(ref).astype(np.float64), np.arange(N_PLACES) + _REFERENCE_STREAM)
+    ref_counts = net.spike_counts(rates_hz(ref).astype(np.float64), np.arange(N_PLACES) + REFERENCE_STREAM)
     mean, std = net.reference_stats.place_stats(None)
     np.testing.assert_allclose(mean, place_scores(ref_counts, net.assignments, N_PLACES).mean(0), atol=1e-12)
     z = net.scores(counts, readout="zscore")
