@@ -27,6 +27,7 @@ from vprsnn_ros.model_store import ModelStore  # noqa: E402
 from vprsnn_ros.network import NetworkConfig  # noqa: E402
 from vprsnn_ros.sources import load_traverse  # noqa: E402
 from vprsnn_ros.synthetic import write_route  # noqa: E402
+from vprsnn_ros.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
 from vprsnn_ros.training import train_network  # noqa: E402
 
 N_PLACES = 32
@@ -50,6 +51,11 @@ def assert_same_model(a: Path, b: Path) -> None:
         assert sa.meta.get(key) == sb.meta.get(key), key
 
 
+def as_cli(trav) -> dict:
+    """What `vprsnn train` and the trainer node add to train_network: the default profile, thumbnails."""
+    return {"profile": get_profile(DEFAULT_PROFILE), "thumbnails": trav.thumbnails}
+
+
 @pytest.fixture(scope="module")
 def route(tmp_path_factory):
     work = tmp_path_factory.mktemp("cluster")
@@ -68,7 +74,7 @@ def in_process(route):
     work, ref, _ = route
     trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
     out = work / "in_process"
-    train_network(CONFIG, [trav.pixels], trav.names, out, workers=2, **calibration(route))
+    train_network(CONFIG, [trav.pixels], trav.names, out, workers=2, **calibration(route), **as_cli(trav))
     return out
 
 
@@ -78,7 +84,7 @@ def in_process_plain(route):
     work, ref, _ = route
     trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
     out = work / "in_process_plain"
-    train_network(CONFIG, [trav.pixels], trav.names, out, workers=2)
+    train_network(CONFIG, [trav.pixels], trav.names, out, workers=2, **as_cli(trav))
     return out
 
 
@@ -109,7 +115,7 @@ def test_cluster_training_and_evaluation_equal_in_process(route, in_process, sch
         assert main(["evaluate", "--model", str(out), "--query", str(query),
                      "--report", str(tmp_path / name), *extra]) == 0
         reports[name] = json.loads((tmp_path / name / "report.json").read_text())
-        del reports[name]["timing"]
+        del reports[name]["timing"], reports[name]["baseline"]["seconds"]  # wall times
     assert reports["local"] == reports["dask"]
 
 
@@ -137,7 +143,7 @@ def test_worker_killed_mid_training_gives_the_same_model(route, in_process, sche
         try:
             train_network(CONFIG, [trav.pixels], trav.names, out, runner=runner,
                           progress=lambda done, total, message: messages.append(message),
-                          **calibration(route))
+                          **calibration(route), **as_cli(trav))
             result["ok"] = True
         except BaseException as exc:  # reported by the assertion below
             result["error"] = exc

@@ -291,7 +291,8 @@ def cmd_extend(args: argparse.Namespace) -> int:
         out = extend_model(args.model, [t.pixels for t in traverses], traverses[0].names,
                            poses=traverses[0].poses, pose_frame=traverses[0].pose_frame,
                            out=args.out, calibration_query=cal_query, given=given, runner=runner,
-                           workers=args.workers, progress=_progress_bar("extend"))
+                           workers=args.workers, progress=_progress_bar("extend"),
+                           thumbnails=traverses[0].thumbnails)
     print(f"added {len(traverses[0])} places to {out} in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -43,12 +43,13 @@ import yaml
 
 from .atomic import atomic_write_text
 from .errors import ConfigError, DataError, ModelError
-from .model_io import load_network
+from .model_io import THUMBNAILS_PART, load_network, load_thumbnails
 from .model_store import MANIFEST, ModelStore
 from .module_training import ModuleResult
 from .network import DEFAULT_T_SWEEP, NetworkConfig
+from .preprocess import rates_hz
 from .runner import LocalRunner, Runner
-from .training import (REFERENCE_PIXELS, ProgressFn, Tally, _best, _quiet, calibrate,
+from .training import (REFERENCE_PIXELS, ProgressFn, Tally, _best, _quiet, calibrate, record_reference,
                        record_activity, train_modules)
 
 STAGE_FILE = "extend.yaml"
@@ -196,7 +197,8 @@ class _Stage:
 
 def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Sequence[str],
                    poses: np.ndarray | None, calibration_query: np.ndarray | None,
-                   runner: Runner, progress: ProgressFn, t_sweep: Sequence[int]) -> tuple[_Stage, dict]:
+                   runner: Runner, progress: ProgressFn, t_sweep: Sequence[int],
+                   thumbnails: np.ndarray | None = None) -> tuple[_Stage, dict]:
     """Train and record everything new of one network into unlisted files; returns the
     stage and the manifest fields the switch sets."""
     meta = store.meta
@@ -274,6 +276,19 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         "n_calibration_modules": stored_net["n_calibration_modules"]}, tag)
     stage.put(REFERENCE_PIXELS, {"pixels": all_pixels}, tag)
     stage.put("hyperactivity", {"active_images": active.astype(np.int32)}, tag)
+    if store.has_part("reference_stats"):
+        # The zscore readout's sums over the whole reference, as training on all places gives.
+        whole = replace(net, n_places=n_total, regions=list(net.regions) + new_regions,
+                        weights=np.concatenate([net.weights, w_new]),
+                        theta=np.concatenate([net.theta, th_new]),
+                        assignments=np.concatenate([net.assignments, a_new]), active_images=active,
+                        _layout=None, _interleaved=None, _scratch=None, _slot_t=None)
+        stats = record_reference(whole, rates_hz(all_pixels).astype(np.float64), progress)
+        stage.put("reference_stats", stats.arrays(), tag)
+    if thumbnails is not None and store.has_part(THUMBNAILS_PART):
+        old_thumbs = load_thumbnails(store)
+        if old_thumbs.shape[1:] == thumbnails.shape[1:]:
+            stage.put(THUMBNAILS_PART, {"images": np.concatenate([old_thumbs, thumbnails])}, tag)
 
     places = dict(meta["places"])
     places["count"] = n_total
@@ -301,7 +316,7 @@ def extend_model(model: str | Path, traverses: Sequence[np.ndarray], names: Sequ
                  out: str | Path | None = None, calibration_query: np.ndarray | None = None,
                  given: dict[str, Any] | None = None, runner: Runner | None = None,
                  workers: int = 2, progress: ProgressFn = _quiet,
-                 t_sweep: Sequence[int] = DEFAULT_T_SWEEP) -> Path:
+                 t_sweep: Sequence[int] = DEFAULT_T_SWEEP, thumbnails: np.ndarray | None = None) -> Path:
     """Append places ``names`` (preprocessed ``traverses``, one per reference traverse of the
     model) to ``model`` -- in place, or into a new directory ``out`` leaving ``model`` as it
     is. Returns the extended model's directory."""
@@ -327,7 +342,8 @@ def extend_model(model: str | Path, traverses: Sequence[np.ndarray], names: Sequ
     runner = runner or LocalRunner(workers)
     try:
         staged = [None if d else _stage_network(s, traverses, names, poses, calibration_query, runner,
-                                                 progress, t_sweep) for s, d in zip(stores, done)]
+                                                 progress, t_sweep, thumbnails)
+                  for s, d in zip(stores, done)]
     finally:
         if own:
             runner.close()

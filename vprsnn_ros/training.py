@@ -402,8 +402,7 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
     reference_rates = rates_hz(traverses[0]).astype(np.float64)
     stats = _record(runner, net, delays, traverses[0], profile, progress)
     store.write_part("hyperactivity", {"active_images": net.active_images})
-    if stats is not None:
-        save_reference_parts(store, stats, traverses[0])
+    save_reference_parts(store, stats, traverses[0])
     threshold, choice = _threshold_choice(net, store.meta, calibrate_now, profile, reference_rates,
                                           t_sweep, progress)
     net.hyperactive_threshold = threshold
@@ -444,21 +443,19 @@ def _threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Pr
 
 
 def _record(runner: Runner, net: ModularSNN, delays: np.ndarray, reference: np.ndarray,
-            profile: Profile, progress: ProgressFn = _quiet) -> ReferenceStats | None:
+            profile: Profile, progress: ProgressFn = _quiet) -> ReferenceStats:
     """Record ``net.active_images`` over the reference; also its statistics where they can be had.
 
     In this process the zscore readout's reference statistics come from the
     same pass. On a cluster the tasks return only the activity, so the
-    statistics are gathered here in a second pass, and only when the profile's
-    readout needs them.
+    statistics are gathered here in a second pass (every model keeps them, so
+    that any model can be read out with z-scores).
     """
     rates = rates_hz(reference).astype(np.float64)
     if runner.in_process:
         return record_reference(net, rates, progress)
     net.active_images[:] = record_activity(runner, net.config, delays, net.weights, net.theta,
                                            reference, progress=progress)
-    if profile.readout == "mean":
-        return None
     stats = ReferenceStats(assignments=net.assignments, n_places=net.n_places)
     _record_in_process(net, rates, on_counts=stats.add)
     net.reference_stats = stats

@@ -371,7 +371,8 @@ class LocalizerNode(LifecycleNode):
         pub = self.pub_debug
         if not (self._get("publish_debug_image") or pub.get_subscription_count() > 0):
             return
-        thumbnail = thumbnails[est.place_id] if thumbnails is not None and est.place_id >= 0 else None
+        thumbnail = (thumbnails[est.place_id] if thumbnails is not None and 0 <= est.place_id < len(thumbnails)
+                     else None)
         view = match_view(image, thumbnail, est.place_id, est.confidence)
         msg = array_to_image(view, "bgr8")
         msg.header.stamp = header.stamp
