@@ -75,19 +75,11 @@ def sequence_scores(S: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-class OnlineSequenceMatcher:
-    """Streaming form of :func:`sequence_scores`, one query at a time.
+class _FrameHistory:
+    """The last ``length`` frames' scores, shared by the online matchers (bounded memory)."""
 
-    Keeps only the last ``length`` score vectors (a fixed-size ring buffer), so
-    memory is O(L * n_places) and each update costs O(L * n_places).
-    """
-
-    def __init__(self, length: int, n_places: int) -> None:
-        self.length = _check_length(length)
-        if isinstance(n_places, bool) or int(n_places) != n_places or n_places < 1:
-            raise ConfigError(f"n_places must be an integer >= 1, got {n_places!r}")
-        self.n_places = int(n_places)
-        self._history: deque[np.ndarray] = deque(maxlen=self.length)
+    length: int
+    _history: deque
 
     @property
     def n_buffered(self) -> int:
@@ -102,6 +94,21 @@ class OnlineSequenceMatcher:
     def reset(self) -> None:
         """Forget all past frames (e.g. after a jump in the query stream)."""
         self._history.clear()
+
+
+class OnlineSequenceMatcher(_FrameHistory):
+    """Streaming form of :func:`sequence_scores`, one query at a time.
+
+    Keeps only the last ``length`` score vectors (a fixed-size ring buffer), so
+    memory is O(L * n_places) and each update costs O(L * n_places).
+    """
+
+    def __init__(self, length: int, n_places: int) -> None:
+        self.length = _check_length(length)
+        if isinstance(n_places, bool) or int(n_places) != n_places or n_places < 1:
+            raise ConfigError(f"n_places must be an integer >= 1, got {n_places!r}")
+        self.n_places = int(n_places)
+        self._history: deque[np.ndarray] = deque(maxlen=self.length)
 
     def update(self, scores: np.ndarray) -> np.ndarray:
         """Add one query's scores ``(n_places,)``; return its sequence scores ``(n_places,)``.
@@ -239,7 +246,7 @@ def seqslam_scores(S: np.ndarray, length: int, velocities: Sequence[float] = DEF
     return out
 
 
-class OnlineSeqSlamMatcher:
+class OnlineSeqSlamMatcher(_FrameHistory):
     """Streaming form of :func:`seqslam_scores`: keeps the last ``length`` normalised frames."""
 
     def __init__(self, length: int, n_places: int, velocities: Sequence[float] = DEFAULT_VELOCITIES,
@@ -252,17 +259,6 @@ class OnlineSeqSlamMatcher:
         self.radius = radius
         local_contrast(np.zeros(1), radius)  # validate now, not at the first frame
         self._history: deque[np.ndarray] = deque(maxlen=self.length)
-
-    @property
-    def n_buffered(self) -> int:
-        return len(self._history)
-
-    @property
-    def ready(self) -> bool:
-        return len(self._history) == self.length
-
-    def reset(self) -> None:
-        self._history.clear()
 
     def update(self, scores: np.ndarray) -> np.ndarray:
         """Add one query's scores ``(n_places,)``; return its sequence scores (-inf until ready)."""
