@@ -317,6 +317,8 @@ def cmd_replay_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--sequence-length must be >= 1")
     report = replay_evaluate(args.model, args.bag, args.report, topic=args.topic, mode=args.mode,
                              rate_factor=args.rate_factor, sequence_length=args.sequence_length,
+                             sequence_matcher=args.sequence_matcher,
+                             preselect_k=-1 if args.preselect is None else args.preselect,
                              every=args.every, limit=args.limit, timeout=args.timeout)
     recall = report["recall"]
     lat = report["latency_ms"]
@@ -480,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rate-factor", type=float, default=1.0, help="realtime: speed-up of the recording")
     r.add_argument("--report", required=True, metavar="OUT_DIR")
     r.add_argument("--sequence-length", type=int, default=1)
+    r.add_argument("--sequence-matcher", choices=SEQUENCE_MATCHERS, default="diagonal")
+    r.add_argument("--preselect", type=int, metavar="K",
+                   help="modules run per frame (default: the model's K; 0 = every module)")
     r.add_argument("--every", type=int, default=1)
     r.add_argument("--limit", type=int)
     r.add_argument("--timeout", type=float, default=3600.0, help="seconds")

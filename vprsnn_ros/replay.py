@@ -40,6 +40,7 @@ def _last_line(log: Path) -> str:
 
 def replay_evaluate(model: str | Path, bag: str | Path, report_dir: str | Path, *, topic: str | None = None,
                     mode: str = "lockstep", rate_factor: float = 1.0, sequence_length: int = 1,
+                    sequence_matcher: str = "diagonal", preselect_k: int = -1,
                     every: int = 1, limit: int | None = None, timeout: float = 3600.0) -> dict:
     """Run localizer + evaluator + player on ``bag``; returns report.json's content."""
     report_dir = Path(report_dir)
@@ -47,12 +48,14 @@ def replay_evaluate(model: str | Path, bag: str | Path, report_dir: str | Path, 
     logs = {name: report_dir / f"{name}.log" for name in ("localizer", "evaluator", "player")}
     sampling = {"topic": topic, "every": every, "limit": limit or 0}
     localizer = _node("localizer_node", {"model_path": str(model), "reliable": "true",
-                                         "publish_scores": "true", "sequence_length": sequence_length},
+                                         "publish_scores": "true", "sequence_length": sequence_length,
+                                         "sequence_matcher": sequence_matcher, "preselect_k": preselect_k},
                       logs["localizer"])
     procs = [localizer]
     try:
         evaluator = _node("evaluator", {"bag": str(bag), **sampling, "model": str(model),
                                         "sequence_length": sequence_length,
+                                        "sequence_matcher": sequence_matcher,
                                         "report_dir": str(report_dir)}, logs["evaluator"])
         player = _node("bag_player", {"bag": str(bag), **sampling, "mode": mode,
                                       "rate_factor": rate_factor, "min_subscribers": 2,
