@@ -32,7 +32,7 @@ setup(
             "ros-geometry-msgs", "ros-diagnostic-msgs", "ros-std-srvs", "ros-nav-msgs",
             "ros-lifecycle-msgs",
         ],
-        "test": ["pytest>=8,<9"],
+        "test": ["pytest>=8,<9", "hypothesis>=6"],
         # Distributed training and evaluation (--cluster); dask-jobqueue for PBS/SLURM is the
         # user's choice and not required here.
         "cluster": ["distributed>=2023.1"],

@@ -45,7 +45,7 @@ from numba.typed import List
 from numba.core import config as numba_config
 
 from .kernels import (SHARED_STREAM, _euler_v_exc, _euler_v_inh, _neuron_constants,
-                      poisson_emissions, stream_seed)
+                      input_emissions, stream_seed)
 from .params import P_DT, P_V_RESET_E, P_V_RESET_I
 
 GROUP = 8      # modules per lane group (one float32 vector of 8 in the drive phase)
@@ -270,7 +270,7 @@ def _infer(P, Ws, Wls, thetas, slots, seeds, rates_hz, n_present, query_ids, gro
         for q in range(n_q):
             rng = np.empty(1, np.uint64)
             rng[0] = stream_seed(seeds[e], query_ids[q], SHARED_STREAM)
-            _, _, in_off, in_times = poisson_emissions(rates_hz[q], n_present, P[P_DT], rng)
+            _, _, in_off, in_times = input_emissions(P, rates_hz[q], n_present, rng)
             in_offs.append(in_off)
             in_timess.append(in_times)
     n_jobs = n_net * n_q * n_groups

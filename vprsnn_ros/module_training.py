@@ -15,7 +15,7 @@ import numpy as np
 
 from . import kernels
 from .network import DelayLayout, NetworkConfig, assign_neurons, initial_weights
-from .params import pack, steps
+from .params import steps
 from .preprocess import rates_hz
 
 
@@ -63,7 +63,7 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     ``assign_presentations`` presentations before each checkpoint.
     """
     p = config.params
-    packed = pack(p, config.dt)
+    packed = config.packed(learning=True)
     weights = initial_weights(config, module)
     state = _fresh_state(config)
     rng = np.array([kernels.stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)

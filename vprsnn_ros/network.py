@@ -18,6 +18,10 @@ from .params import NetworkParams, delay_slots, pack, steps
 from .profiles import FAITHFUL, Profile
 from .readout import ReferenceStats, check_readout
 
+SPIKE_TRAINS = ("poisson", "regular_query", "regular")
+# Repeated query presentations run on streams this far apart (reference streams are 1 << 40).
+REPEAT_STREAM = 1 << 50
+
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
 
@@ -36,6 +40,14 @@ class NetworkConfig:
     image_height: int = 28
     patch: int = 7
     assign_presentations: int = 250
+    # Input coding (issue 7, hypothesis 3a; profile switches, profiles.py). 'poisson' is
+    # the published method; 'regular_query' gives queries (and the reference recordings,
+    # which are queries too) regular spike trains; 'regular' also trains on them.
+    spike_trains: str = "poisson"
+    # Queries only: input rates multiplied by this gain, and the spike counts of this many
+    # presentations (each from rest, on its own random stream) summed.
+    query_rate_gain: float = 1.0
+    query_presentations: int = 1
     params: NetworkParams = field(default_factory=NetworkParams)
 
     @property
@@ -56,6 +68,10 @@ class NetworkConfig:
             (self.patch >= 1 and self.patch % 2 == 1, "patch must be odd and >= 1"),
             (self.assign_presentations >= 1, "assign_presentations must be >= 1"),
             (self.seed >= 0, "seed must be >= 0"),
+            (self.spike_trains in SPIKE_TRAINS, f"spike_trains must be one of {', '.join(SPIKE_TRAINS)}"),
+            (self.query_rate_gain > 0, "query_rate_gain must be > 0"),
+            (isinstance(self.query_presentations, int) and self.query_presentations >= 1,
+             "query_presentations must be an integer >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -79,6 +95,15 @@ class NetworkConfig:
 
     def with_(self, **changes) -> "NetworkConfig":
         return replace(self, **changes).validate()
+
+    def packed(self, learning: bool) -> np.ndarray:
+        """The kernels' parameter vector, with the input coding of training or of queries."""
+        regular = self.spike_trains == "regular" or (self.spike_trains == "regular_query" and not learning)
+        return pack(self.params, self.dt, regular)
+
+    def query_rates(self, rates_hz: np.ndarray) -> np.ndarray:
+        rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
+        return rates * self.query_rate_gain if self.query_rate_gain != 1.0 else rates
 
 
 # --------------------------------------------------------------------------
@@ -289,16 +314,21 @@ class ModularSNN:
             rates = rates[None]
         ids = np.asarray(query_ids, dtype=np.int64)
         seed = self.config.seed if seed is None else seed
-        packed = pack(self.config.params, self.config.dt)
-        n_present = steps(self.config.params.present_ms, self.config.dt)
         if engine == "scalar":
             if modules is not None and np.ndim(modules) != 1:
                 raise ConfigError("the scalar engine takes one module list for all queries")
             w = self.weights if modules is None else self.weights[modules]
             th = self.theta if modules is None else self.theta[modules]
-            return kernels.infer_from_rest(packed, w, th, self.layout.tgt, self.layout.off,
-                                           self.layout.slot, rates, n_present, np.uint64(seed),
-                                           ids, False)
+            cfg = self.config
+            rates = cfg.query_rates(rates)
+            n_present = steps(cfg.params.present_ms, cfg.dt)
+            counts = None
+            for r in range(cfg.query_presentations):
+                c = kernels.infer_from_rest(cfg.packed(learning=False), w, th, self.layout.tgt,
+                                            self.layout.off, self.layout.slot, rates, n_present,
+                                            np.uint64(seed), ids + r * REPEAT_STREAM, False)
+                counts = c if counts is None else counts + c
+            return counts
         if engine != "lanes":
             raise ConfigError(f"unknown inference engine {engine!r}")
         return lane_spike_counts([self], rates, ids, [modules], seeds=[seed])[0]
@@ -371,7 +401,8 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
     for net in nets[1:]:
         if (net.config.with_(seed=first.config.seed, shuffle=first.config.shuffle) != first.config):
             raise ConfigError("networks run together must share everything but seed and regions")
-    rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
+    cfg = first.config
+    rates = cfg.query_rates(rates_hz)
     seeds = [net.config.seed if s is None else s for net, s in
              zip(nets, seeds if seeds is not None else [None] * len(nets))]
     inputs = [net._lane_inputs(m, len(rates)) for net, m in zip(nets, modules)]
@@ -382,9 +413,12 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
     if first._scratch is None:
         n_present = steps(first.config.params.present_ms, first.config.dt)
         first._scratch = lane_engine.scratch(n_present, first.slot_t, get_num_threads())
-    counts = lane_engine.infer_members(
-        pack(first.config.params, first.config.dt), [n.weights for n in nets],
-        [wl for wl, _, _ in inputs], [n.theta for n in nets], [n.slot_t for n in nets], seeds,
-        rates, steps(first.config.params.present_ms, first.config.dt),
-        np.asarray(query_ids, np.int64), groups, *first._scratch)
+    ids = np.asarray(query_ids, np.int64)
+    counts = None
+    for r in range(cfg.query_presentations):
+        c = lane_engine.infer_members(
+            cfg.packed(learning=False), [n.weights for n in nets], [wl for wl, _, _ in inputs],
+            [n.theta for n in nets], [n.slot_t for n in nets], seeds, rates,
+            steps(cfg.params.present_ms, cfg.dt), ids + r * REPEAT_STREAM, groups, *first._scratch)
+        counts = c if counts is None else counts + c
     return [lane_engine.lane_counts(counts[e], k) for e, (_, _, k) in enumerate(inputs)]

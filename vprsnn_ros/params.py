@@ -80,11 +80,13 @@ P_DT = 0
  P_REFRAC_E, P_TIMER_RATE, P_THETA_PLUS, P_TAU_THETA,
  P_V_REST_I, P_V_RESET_I, P_V_THRESH_I, P_TAU_I, P_TAU_GE_I, P_E_INH_I, P_REFRAC_I,
  P_W_EI, P_W_IE, P_TAU_PRE, P_TAU_POST1, P_TAU_POST2, P_NU_PRE, P_NU_POST, P_W_MAX) = range(1, 28)
-N_PACKED = 28
+# Not a constant of the model but the input coding: 1.0 = regular spike trains, 0.0 = Poisson.
+P_REGULAR = 28
+N_PACKED = 29
 
 
-def pack(params: NetworkParams, dt: float) -> np.ndarray:
-    """Flatten ``params`` and the time step into the vector the kernels read."""
+def pack(params: NetworkParams, dt: float, regular: bool = False) -> np.ndarray:
+    """Flatten ``params``, the time step and the input coding into the vector the kernels read."""
     if not (0.0 < dt <= 1.0):
         raise ConfigError(f"dt must be in (0, 1] ms, got {dt}")
     p = params
@@ -102,6 +104,7 @@ def pack(params: NetworkParams, dt: float) -> np.ndarray:
         (P_NU_PRE, p.nu_pre), (P_NU_POST, p.nu_post), (P_W_MAX, p.w_max),
     ):
         out[index] = value
+    out[P_REGULAR] = 1.0 if regular else 0.0
     return out
 
 

@@ -34,7 +34,21 @@ Switches
     ``vprsnn evaluate --preselect`` and the node's ``preselect_k`` override it
     for any model.
 
-Kernel switches (regular spike trains, ...) are added here the same way.
+Input-coding switches (issue 7, hypothesis 3a). They are copied into the
+network's configuration when it is trained (:meth:`Profile.configure`), so
+every path that runs the network (node, evaluation, cluster tasks, extension)
+applies them from ``model.yaml`` alone.
+
+``spike_trains``
+    'poisson' (faithful). 'regular_query': queries, and the reference
+    recordings (hyperactivity, z-score statistics), get regular spike trains
+    (:func:`vprsnn_ros.kernels.regular_emissions`); 'regular': training too.
+``query_rate_gain``
+    1.0 (faithful). Input rates of queries multiplied by this gain: more input
+    spikes, so less Poisson noise in the counts, at the same cost.
+``query_presentations``
+    1 (faithful). Each query presented this many times from rest, on
+    independent streams, and the counts summed: a cost of that many queries.
 """
 
 from __future__ import annotations
@@ -53,13 +67,27 @@ class Profile:
     readout: str = "mean"
     auto_threshold: bool = False
     preselect: bool = False
+    spike_trains: str = "poisson"
+    query_rate_gain: float = 1.0
+    query_presentations: int = 1
 
     def validate(self) -> "Profile":
         check_readout(self.readout)
         for switch in ("auto_threshold", "preselect"):
             if not isinstance(getattr(self, switch), bool):
                 raise ConfigError(f"{switch} must be true or false")
+        if self.spike_trains not in ("poisson", "regular_query", "regular"):
+            raise ConfigError("spike_trains must be 'poisson', 'regular_query' or 'regular'")
+        if not (isinstance(self.query_rate_gain, (int, float)) and self.query_rate_gain > 0):
+            raise ConfigError("query_rate_gain must be a number > 0")
+        if not (isinstance(self.query_presentations, int) and self.query_presentations >= 1):
+            raise ConfigError("query_presentations must be an integer >= 1")
         return self
+
+    def configure(self, config):
+        """``config`` (a NetworkConfig) with this profile's input-coding switches."""
+        return config.with_(spike_trains=self.spike_trains, query_rate_gain=float(self.query_rate_gain),
+                            query_presentations=self.query_presentations)
 
     def to_dict(self) -> dict:
         return asdict(self)

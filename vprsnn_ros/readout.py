@@ -80,7 +80,8 @@ class ReferenceStats:
             self._buckets = _gram_buckets(self.assignments)
         # Places with the same number of neurons are done together: one batched
         # Gram matrix X^T X per place, laid out as same_place_pairs orders the pairs.
-        # float32 is exact here (counts <= 7, at most 49 * B per entry).
+        # float32 is exact here: counts <= 7 per presentation (50 ms refractory), so an entry is
+        # at most 49 * R^2 * B with R presentations per query, far below 2^24.
         x = flat.astype(np.float32)
         for members, offsets in self._buckets:
             g = members.shape[1]

@@ -303,7 +303,7 @@ def train_network(config: NetworkConfig, traverses: Sequence[np.ndarray], place_
     in one go). Returns the trained network.
     """
     profile = profile.validate()
-    config.validate()
+    config = profile.configure(config.validate())
     n_places = len(place_names)
     for k, trav in enumerate(traverses):
         if trav.shape != (n_places, config.n_inputs):

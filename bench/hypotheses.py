@@ -1,0 +1,266 @@
+"""Issue 7, item 3: every accuracy hypothesis as one row, chosen on calibration, reported on test.
+
+Nordland summer -> winter, dark places out, the first ``--places`` places; the
+first ``--calibration`` places are the calibration split (their own modules),
+the rest the test split, as in ``bench/ablation.py``. All variants are the
+shuffled-region network (journal version, seed ``--seed``, 60 epochs) with one
+change each:
+
+* query noise (3a), no retraining: input rate gain at inference, repeated
+  presentations, regular spike trains at inference; regular trains in training
+  too (retrained);
+* sharper templates (3b), retrained: inhibition, theta increment, learning
+  rates, weight normalisation total, epochs, places per module, photometric
+  augmentation across epochs, gamma before patch normalisation (the gamma is
+  chosen by SAD R@1 on the calibration split);
+* diverse ensembles (3e): z-scored score matrices of several variants summed,
+  against seed-only ensembles of the same size.
+
+Each row: R@1 single frame and with sequences of ``--sequence-length``
+(diagonal), calibration and test, for the tuned readout (zscore) with T chosen
+on the reference alone (``T=auto``, what ``vprsnn train`` does without a
+calibration query) and with T chosen on the calibration queries (``T=cal``),
+plus training seconds and query milliseconds. A variant "wins" only on
+calibration R@1; test is reported, never used.
+
+    python bench/hypotheses.py --work /tmp/hyp              # trains what is missing (~4 min each)
+    python bench/hypotheses.py --work /tmp/hyp --train-only --variants base inhibition_x2
+
+Models are cached in ``--work/<variant>``; the table goes to
+``--work/hypotheses.json`` and ``hypotheses.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import r1, sad_rows, snn_rows  # noqa: E402
+from nordland_accuracy import DATA  # noqa: E402
+
+from vprsnn_ros import dataset  # noqa: E402
+from vprsnn_ros.baseline import sad_scores  # noqa: E402
+from vprsnn_ros.model_io import load_network  # noqa: E402
+from vprsnn_ros.network import ModularSNN, NetworkConfig  # noqa: E402
+from vprsnn_ros.params import NetworkParams  # noqa: E402
+from vprsnn_ros.preprocess import patch_normalise, rates_hz, to_uint8  # noqa: E402
+from vprsnn_ros.profiles import FAITHFUL  # noqa: E402
+from vprsnn_ros.sequence import match_sequences  # noqa: E402
+from vprsnn_ros.training import record_reference, train_network  # noqa: E402
+
+GAMMAS = (0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0)
+
+# name -> changes. "config": NetworkConfig fields, "params": NetworkParams fields,
+# "profile": Profile switches used in training (and kept for queries), "data": how the
+# training traverses are made ("gamma": preprocess with the calibration-chosen gamma,
+# "augment": the reference at several gammas, one traverse each).
+TRAIN_VARIANTS: dict[str, dict] = {
+    "base": {},
+    "gamma_preprocessing": {"data": "gamma"},
+    # Three traverses at 20 epochs: as many presentations as the base's 60 epochs.
+    "augment_gamma_3x20": {"data": "augment", "config": {"epochs": 20}},
+    "inhibition_x2": {"params": {"w_ie": 34.0}},
+    "theta_plus_x4": {"params": {"theta_plus": 0.2}},
+    "places_per_module_10": {"config": {"places_per_module": 10}},
+    "learning_rates_x2": {"params": {"nu_pre": 2e-4, "nu_post": 2e-2}},
+    "weight_sum_104": {"params": {"weight_sum": 104.0}},
+    "epochs_30": {"config": {"epochs": 30}},
+    "seed_1": {"config": {"seed": 1}},
+    "regular_trains": {"profile": {"spike_trains": "regular"}},
+}
+AUGMENT_GAMMAS = (0.6, 1.0, 1.6)
+
+# Inference-only variants of the base model (profile switches; no retraining).
+QUERY_VARIANTS: dict[str, dict] = {
+    "query_rate_gain_1.5": {"query_rate_gain": 1.5},
+    "query_rate_gain_2": {"query_rate_gain": 2.0},
+    "query_presentations_2": {"query_presentations": 2},
+    "query_presentations_4": {"query_presentations": 4},
+    "regular_query_trains": {"spike_trains": "regular_query"},
+}
+
+ENSEMBLES = {
+    "seeds_0_1": ("base", "seed_1"),
+    "diverse_2": ("base", "augment_gamma_3x20"),
+}
+
+
+def load_gray(places: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Names and 28 x 28 gray images (float, before patch normalisation) of reference and query."""
+    dark = dataset.read_exclude_csv(DATA / "places.csv")
+    keep = list(range(places))
+    ref = dataset.load_place_list(DATA / "summer", exclude=dark).subset(keep)
+    qry = dataset.load_place_list(DATA / "winter", exclude=dark).subset(keep)
+
+    def gray(paths) -> np.ndarray:
+        out = []
+        for p in paths:
+            image = dataset.read_image(p)
+            if image.ndim == 3:
+                image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+            out.append(cv2.resize(image, (28, 28), interpolation=cv2.INTER_LINEAR).astype(np.float64))
+        return np.stack(out)
+
+    return ref.names, gray(ref.paths), gray(qry.paths)
+
+
+def pixels(gray: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """Preprocessed uint8 pixels (N, 784); gamma is applied before patch normalisation."""
+    # An 8-bit lookup table, as a camera driver or cv2.LUT would apply it.
+    g = np.rint(255.0 * (gray / 255.0) ** gamma) if gamma != 1.0 else gray
+    return np.stack([to_uint8(patch_normalise(img, 7)).reshape(-1) for img in g])
+
+
+def choose_gamma(R: np.ndarray, Q: np.ndarray, n_cal: int) -> tuple[float, dict]:
+    table = {g: r1(sad_scores(pixels(Q[:n_cal], g), pixels(R[:n_cal], g))) for g in GAMMAS}
+    return max(table, key=lambda g: (table[g], -abs(g - 1.0))), table
+
+
+def train_variant(work: Path, name: str, names, gray_r, gamma: float, args) -> tuple[ModularSNN, float | None]:
+    out = work / name
+    if (out / "model.yaml").exists():
+        return load_network(out), None
+    v = TRAIN_VARIANTS[name]
+    base = NetworkConfig(epochs=args.epochs, seed=args.seed, shuffle=True)
+    params = NetworkParams(**{**base.params.to_dict(), **v.get("params", {})})
+    cfg = base.with_(params=params, **v.get("config", {}))
+    data = v.get("data")
+    if data == "augment":
+        traverses = [pixels(gray_r, g) for g in AUGMENT_GAMMAS]
+    else:
+        traverses = [pixels(gray_r, gamma if data == "gamma" else 1.0)]
+    profile = FAITHFUL.with_(**v.get("profile", {}))
+    started = time.perf_counter()
+    print(f"training {name} ...", flush=True)
+    net = train_network(cfg, traverses, names, out, calibration_places=args.calibration,
+                        workers=args.workers, profile=profile)
+    seconds = round(time.perf_counter() - started, 1)
+    (out / "train_seconds.txt").write_text(f"{seconds}\n")
+    return net, seconds
+
+
+def variant_pixels(name: str, gray_r, gray_q, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    g = gamma if TRAIN_VARIANTS.get(name, {}).get("data") == "gamma" else 1.0
+    return pixels(gray_r, g), pixels(gray_q, g)
+
+
+def summarise(name: str, rows: list[dict], length: int, seconds) -> dict:
+    """The zscore T=auto and T=cal rows of one variant (the tuned readout)."""
+    out = {"variant": name, "train_seconds": seconds}
+    for r in rows:
+        if r["readout"] != "zscore":
+            continue
+        policy = r["T"].split(" ")[0]
+        out[policy] = {"T": r["T"], "calibration": r["calibration"]["single"],
+                       "calibration_seq": r["calibration"][f"diagonal{length}"],
+                       "test": r["test"]["single"], "test_seq": r["test"][f"diagonal{length}"],
+                       "query_ms": r["spikes_ms_per_query"]}
+    return out
+
+
+def ensemble_row(name: str, members: list[tuple[ModularSNN, np.ndarray, np.ndarray]], length: int) -> dict:
+    """Sum of the members' zscore score matrices (T=0), per split."""
+    out = {"variant": f"ensemble {name}", "members": len(members)}
+    for split in ("calibration", "test"):
+        total = None
+        for net, R, Q in members:
+            mods, places = net.module_split(split), net.split_places(split)
+            counts = net.spike_counts(rates_hz(Q[places]).astype(np.float64), np.arange(len(places)),
+                                      modules=mods)
+            S = net.scores(counts, modules=mods, threshold=0, readout="zscore")[:, places]
+            total = S if total is None else total + S
+        out[split] = r1(total)
+        out[f"{split}_seq"] = r1(match_sequences(total, length, "diagonal"))
+    return out
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| variant | T=auto: cal / test R@1 (seq) | T=cal: cal / test R@1 (seq) | train s | query ms |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        if "T=auto" not in r:
+            lines.append(f"| {r['variant']} | {r['calibration']:.3f} / {r['test']:.3f} "
+                         f"({r['calibration_seq']:.3f} / {r['test_seq']:.3f}), T=0 | | | |")
+            continue
+        a, c = r["T=auto"], r["T=cal"]
+        lines.append(f"| {r['variant']} | {a['calibration']:.3f} / {a['test']:.3f} ({a['calibration_seq']:.3f} / "
+                     f"{a['test_seq']:.3f}) {a['T']} | {c['calibration']:.3f} / {c['test']:.3f} "
+                     f"({c['calibration_seq']:.3f} / {c['test_seq']:.3f}) {c['T']} | {r['train_seconds'] or '-'} "
+                     f"| {a['query_ms']} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--places", type=int, default=300)
+    ap.add_argument("--calibration", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sequence-length", type=int, default=10)
+    ap.add_argument("--variants", nargs="*", default=list(TRAIN_VARIANTS), choices=list(TRAIN_VARIANTS))
+    ap.add_argument("--train-only", action="store_true")
+    args = ap.parse_args()
+    if not DATA.exists():
+        print(f"no Nordland data at {DATA}", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    L = args.sequence_length
+    names, gray_r, gray_q = load_gray(args.places)
+    gamma, gamma_table = choose_gamma(gray_r, gray_q, args.calibration)
+    print(f"gamma chosen on calibration SAD R@1: {gamma} ({gamma_table})", flush=True)
+    nets = {}
+    for name in args.variants:
+        nets[name] = train_variant(work, name, names, gray_r, gamma, args)
+    if args.train_only:
+        return 0
+    R1, Q1 = pixels(gray_r), pixels(gray_q)
+    sad = [sad_rows(R1, Q1, args.calibration, L), sad_rows(*variant_pixels("gamma_preprocessing", gray_r, gray_q,
+                                                                          gamma), args.calibration, L)]
+    sad[1]["system"] = f"SAD gamma {gamma}"
+    rows = []
+    for name, (net, seconds) in nets.items():
+        R, Q = variant_pixels(name, gray_r, gray_q, gamma)
+        if seconds is None and (work / name / "train_seconds.txt").exists():
+            seconds = float((work / name / "train_seconds.txt").read_text())
+        rows.append(summarise(name, snn_rows(name, net, R, Q, L), L, seconds))
+        print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+    if "base" in nets:
+        base = nets["base"][0]
+        R, Q = variant_pixels("base", gray_r, gray_q, gamma)
+        for name, switches in QUERY_VARIANTS.items():
+            base.profile = FAITHFUL.with_(**switches)
+            record_reference(base, rates_hz(R).astype(np.float64))  # hyperactivity and stats as queries see them
+            rows.append(summarise(name, snn_rows(name, base, R, Q, L), L, None))
+            print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+        base.profile = FAITHFUL
+        record_reference(base, rates_hz(R).astype(np.float64))
+    for name, members in ENSEMBLES.items():
+        if all(m in nets for m in members):
+            rows.append(ensemble_row(name, [(nets[m][0], *variant_pixels(m, gray_r, gray_q, gamma))
+                                            for m in members], L))
+            print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+    sad_line = "; ".join(f"{s['system']}: cal {s['calibration']['single']:.3f} test {s['test']['single']:.3f} "
+                         f"(seq {s['calibration'][f'diagonal{L}']:.3f} / {s['test'][f'diagonal{L}']:.3f})"
+                         for s in sad)
+    result = {"places": args.places, "calibration_places": args.calibration, "epochs": args.epochs,
+              "seed": args.seed, "gamma": gamma, "gamma_table": gamma_table, "sad": sad, "rows": rows}
+    (work / "hypotheses.json").write_text(json.dumps(result, indent=1) + "\n")
+    table = format_rows(rows)
+    (work / "hypotheses.md").write_text(table + "\n\n" + sad_line + "\n")
+    print(table)
+    print(sad_line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Input-coding switches of issue 7 (hypothesis 3a): regular spike trains, query rate gain, repeats.
+
+Off, each gives today's counts (the faithful golden checksums in
+test_profiles_readout_baseline.py guard training); on, each changes exactly
+what it says: the trains' timing, the rates, the number of presentations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vprsnn_ros import kernels
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.model_io import load_network
+from vprsnn_ros.model_store import ModelStore
+from vprsnn_ros.network import REPEAT_STREAM, NetworkConfig
+from vprsnn_ros.preprocess import preprocess_batch, rates_hz
+from vprsnn_ros.profiles import FAITHFUL, Profile
+from vprsnn_ros.synthetic import make_route
+from vprsnn_ros.training import train_network
+
+CONFIG = NetworkConfig(n_neurons=20, places_per_module=4, epochs=2, assign_presentations=8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rates=st.lists(st.floats(0.0, 63.75), min_size=1, max_size=40), seed=st.integers(0, 2**32),
+       n_steps=st.integers(1, 900))
+def test_regular_trains_fire_at_the_rate_to_within_one_spike(rates, seed, n_steps):
+    r = np.asarray(rates)
+    rng = np.array([seed], np.uint64)
+    step_off, step_inputs, in_off, in_times = kernels.regular_emissions(r, n_steps, 0.5, rng)
+    counts = np.diff(in_off)
+    expected = r * n_steps * 0.5e-3
+    assert np.all(np.abs(counts - expected) < 1.0 + 1e-9)
+    assert np.all((in_times >= 0) & (in_times < n_steps))
+    # Every emission is also listed under its step, once.
+    by_step = sorted((t, int(i)) for t in range(n_steps) for i in step_inputs[step_off[t]:step_off[t + 1]])
+    by_input = sorted((int(t), i) for i in range(len(r)) for t in in_times[in_off[i]:in_off[i + 1]])
+    assert by_step == by_input
+
+
+def test_regular_trains_are_evenly_spaced_and_seeded():
+    r = np.full(3, 20.0)  # a period of 100 steps at dt 0.5 ms
+    a = kernels.regular_emissions(r, 700, 0.5, np.array([1], np.uint64))
+    b = kernels.regular_emissions(r, 700, 0.5, np.array([1], np.uint64))
+    c = kernels.regular_emissions(r, 700, 0.5, np.array([2], np.uint64))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[3], c[3])
+    _, _, in_off, in_times = a
+    for i in range(3):
+        gaps = np.diff(in_times[in_off[i]:in_off[i + 1]])
+        assert set(gaps) <= {99, 100, 101}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    reference, query = make_route(8, seed=4)
+    ref = preprocess_batch(reference)
+    root = tmp_path_factory.mktemp("coding")
+    poisson = train_network(CONFIG, [ref], [f"p{k}" for k in range(8)], root / "poisson", workers=1)
+    return poisson, ref, rates_hz(preprocess_batch(query)).astype(np.float64), root
+
+
+def with_config(net, **changes):
+    net.config = net.config.with_(**changes)
+    return net
+
+
+def test_query_switches_change_only_queries(trained):
+    net, _, q, _ = trained
+    ids = np.arange(len(q))
+    base = net.spike_counts(q, ids)
+    assert base.sum() > 0
+    try:
+        # Gain: the counts of the scaled rates.
+        with_config(net, query_rate_gain=2.0)
+        gained = net.spike_counts(q, ids)
+        with_config(net, query_rate_gain=1.0)
+        assert np.array_equal(gained, net.spike_counts(2.0 * q, ids))
+        assert not np.array_equal(gained, base)
+        # Repeats: the sum of the presentations on their own streams, in every engine.
+        with_config(net, query_presentations=3)
+        for engine in ("lanes", "scalar"):
+            with_config(net, query_presentations=3)
+            repeated = net.spike_counts(q, ids, engine=engine)
+            with_config(net, query_presentations=1)
+            parts = [net.spike_counts(q, ids + r * REPEAT_STREAM, engine=engine) for r in range(3)]
+            assert np.array_equal(repeated, sum(parts)), engine
+        # Regular query trains: other counts, the same from both engines' shared path.
+        with_config(net, spike_trains="regular_query")
+        regular = net.spike_counts(q, ids)
+        assert not np.array_equal(regular, base)
+        assert np.array_equal(regular, net.spike_counts(q, ids, modules=np.arange(net.n_modules)[::-1])[:, ::-1])
+    finally:
+        with_config(net, query_rate_gain=1.0, query_presentations=1, spike_trains="poisson")
+    assert np.array_equal(net.spike_counts(q, ids), base)
+
+
+def test_regular_training_switch(trained):
+    net, ref, _, root = trained
+    names = [f"p{k}" for k in range(8)]
+    query_only = train_network(CONFIG, [ref], names, root / "rq", workers=1,
+                               profile=FAITHFUL.with_(spike_trains="regular_query"))
+    regular = train_network(CONFIG, [ref], names, root / "reg", workers=1,
+                            profile=FAITHFUL.with_(spike_trains="regular", query_presentations=2))
+    # 'regular_query' trains exactly as Poisson does; 'regular' does not.
+    assert np.array_equal(query_only.weights, net.weights)
+    assert not np.array_equal(regular.weights, net.weights)
+    # The recordings of the reference follow the query coding.
+    assert not np.array_equal(query_only.reference_stats.neuron_sum, net.reference_stats.neuron_sum)
+    loaded = load_network(root / "reg")
+    assert loaded.config.spike_trains == "regular" and loaded.config.query_presentations == 2
+    assert ModelStore.open(root / "reg").meta["profile"]["spike_trains"] == "regular"
+
+
+def test_bad_switch_values_are_config_errors():
+    with pytest.raises(ConfigError, match="spike_trains"):
+        NetworkConfig(spike_trains="bursty").validate()
+    with pytest.raises(ConfigError, match="query_rate_gain"):
+        Profile(query_rate_gain=0).validate()
+    with pytest.raises(ConfigError, match="query_presentations"):
+        Profile(query_presentations=0).validate()
+    with pytest.raises(ConfigError, match="query_presentations"):
+        NetworkConfig(query_presentations=1.5).validate()
