@@ -92,7 +92,7 @@ def infer_lanes(P, W, theta, slot_t, rates_hz, n_present, seed, query_ids, scrat
             _, _, in_off, in_times = poisson_emissions(rates_hz[q], n_present, P[P_DT], rng)
             _drive_lanes(W[g], slot_t, in_off, in_times, drive)
             _simulate_lanes(P, theta[g].reshape(n_exc * LANES), drive.reshape(n_t, n_exc * LANES),
-                            n_present, out[q, g].reshape(n_exc * LANES))
+                            n_present, out[q, g].reshape(n_exc * LANES), LANES)
     return out
 
 

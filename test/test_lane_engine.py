@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels, lane_engine
+from vprsnn_ros import kernels, lane_engine, module_engine
 from vprsnn_ros.localizer import Localizer
 from vprsnn_ros.network import (DelayLayout, ModularSNN, NetworkConfig, initial_weights,
-                                make_delays)
+                                lane_spike_counts, make_delays)
 from vprsnn_ros.params import pack, steps
 from vprsnn_ros.preprocess import rates_hz
 from vprsnn_ros.preselect import ModuleRanker, place_templates
@@ -154,3 +154,32 @@ def test_ensemble_in_one_pass_equals_members_one_by_one(setup):
     for frame in s["pixels"].reshape(N_Q, 28, 28):
         est = together.localize(frame)
         np.testing.assert_array_equal(est.scores, sum(loc.localize(frame).scores for loc in alone))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_module_engine_equals_scalar_kernel(setup, workers):
+    # One module per job (a few pre-selected modules); 37 neurons: the 4-neuron
+    # replay's remainder, and with 2-3 threads each job's drive split by neurons.
+    s = setup
+    picks = np.array([[3, -1, 1], [0, 10, 10], [5, 5, -1], [9, 2, 4]])
+    rows, drive = module_engine.scratch(s["n_present"], s["slot_t"], workers)
+    for n_q in (1, N_Q):  # fewer jobs than threads, and more
+        got = module_engine.infer_modules(s["P"], [s["W"]], [s["theta"]], [s["slot_t"]], [3],
+                                          s["rates"][:n_q], s["n_present"], s["ids"][:n_q],
+                                          picks[None, :n_q], rows, drive)[0]
+        want = np.take_along_axis(s["ref"][:n_q], np.maximum(picks[:n_q], 0)[:, :, None], axis=1)
+        want[picks[:n_q] < 0] = 0
+        np.testing.assert_array_equal(got, want)
+
+
+def test_members_with_different_k_in_one_pass(setup):
+    s = setup
+    a = _network(s)
+    b = dataclasses.replace(a, config=a.config.with_(seed=4), theta=a.theta - 1.0,
+                            _interleaved=None, _scratch=None, _module_scratch=None)
+    picks_a, picks_b = np.array([[3], [0], [5], [9]]), np.array([[1, 2, 3]] * N_Q)
+    got = lane_spike_counts([a, b], s["rates"], s["ids"], [picks_a, picks_b])
+    np.testing.assert_array_equal(got[0], a.spike_counts(s["rates"], s["ids"], modules=picks_a))
+    np.testing.assert_array_equal(got[1], b.spike_counts(s["rates"], s["ids"], modules=picks_b))
+    # The same modules through lane groups give the same counts.
+    np.testing.assert_array_equal(got[1], b.spike_counts(s["rates"], s["ids"], modules=np.arange(N_MOD))[:, 1:4])

@@ -253,7 +253,7 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         full = replace(net, n_places=n_total, regions=regions, weights=np.concatenate([net.weights, w_new]),
                        theta=np.concatenate([net.theta, th_new]),
                        assignments=np.concatenate([net.assignments, a_new]), active_images=active,
-                       _layout=None, _interleaved=None, _scratch=None, _slot_t=None)
+                       _layout=None, _interleaved=None, _scratch=None, _module_scratch=None, _slot_t=None)
         mods = full.module_split("calibration")
         cal_net = replace(full, regions=[regions[m] for m in mods], weights=full.weights[mods],
                           theta=full.theta[mods], assignments=full.assignments[mods],
@@ -282,7 +282,7 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
                         weights=np.concatenate([net.weights, w_new]),
                         theta=np.concatenate([net.theta, th_new]),
                         assignments=np.concatenate([net.assignments, a_new]), active_images=active,
-                        _layout=None, _interleaved=None, _scratch=None, _slot_t=None)
+                        _layout=None, _interleaved=None, _scratch=None, _module_scratch=None, _slot_t=None)
         stats = record_reference(whole, rates_hz(all_pixels).astype(np.float64), progress)
         stage.put("reference_stats", stats.arrays(), tag)
     if thumbnails is not None and store.has_part(THUMBNAILS_PART):

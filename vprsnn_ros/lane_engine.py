@@ -134,12 +134,12 @@ _drive_block = _compile_slp(
 
 
 @njit(cache=True, nogil=True)
-def _simulate_lanes(P, theta, drive, n_present, counts):
-    """Frozen simulation from rest of GROUP modules given their input drive.
+def _simulate_lanes(P, theta, drive, n_present, counts, lanes):
+    """Frozen simulation from rest of ``lanes`` modules given their input drive.
 
-    ``theta`` (N * GROUP,), ``drive`` (T, N * GROUP) from :func:`_drive_block`
-    (flattened [neuron, lane]); ``counts`` (N * GROUP,) receives the excitatory
-    spike counts. Same equations and order as :func:`kernels.simulate` with
+    ``theta`` (N * lanes,), ``drive`` (T, N * lanes) from :func:`_drive_block`
+    (flattened [neuron, lane]; lanes = 1 for :mod:`module_engine`); ``counts``
+    (N * lanes,) receives the excitatory spike counts. Same equations and order as :func:`kernels.simulate` with
     ``learn=False`` and ``n_rest=0``. The neuron loops are branch-free (selects,
     refractory periods as step countdowns) so that they vectorise.
     """
@@ -148,7 +148,7 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
      e_inh_e, thresh_e, thresh_i, timer_min, w_ei, w_ie) = _neuron_constants(P)
     refrac_e = float(refrac_e_steps)
     refrac_i = float(refrac_i_steps)
-    n_exc = n // GROUP
+    n_exc = n // lanes
 
     v_e = np.full(n, v_rest_e)
     ge_e = np.zeros(n)
@@ -160,7 +160,7 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
     wait_i = np.zeros(n)
     fired_e = np.zeros(n, np.bool_)
     fired_i = np.zeros(n, np.bool_)
-    n_fired_i = np.zeros(GROUP)
+    n_fired_i = np.zeros(lanes)
     for t in range(n_present):
         d_t = drive[t]
         n_e = 0
@@ -203,11 +203,11 @@ def _simulate_lanes(P, theta, drive, n_present, counts):
         if n_i > 0:
             n_fired_i[:] = 0.0
             for j in range(n_exc):
-                for b in range(GROUP):
-                    n_fired_i[b] += fired_i[j * GROUP + b]
+                for b in range(lanes):
+                    n_fired_i[b] += fired_i[j * lanes + b]
             for j in range(n_exc):
-                for b in range(GROUP):
-                    k = j * GROUP + b
+                for b in range(lanes):
+                    k = j * lanes + b
                     gi_e[k] += w_ie * (n_fired_i[b] - fired_i[k])
                     if fired_i[k]:
                         v_i[k] = P[P_V_RESET_I]
@@ -249,6 +249,22 @@ def _drive_blocks(W, Wl_g, mods, slot_t, in_off, in_times, blk_lo, blk_hi, row, 
             _drive_block(wblk, slot_t, in_off, in_times, j0, j1, row, drive)
 
 
+@njit(cache=True, nogil=True)
+def query_trains(P, seeds, rates_hz, n_present, query_ids):
+    """Input trains of every (network, query), network-major: one train per query and
+    network, shared by all its modules (stream ``(seed, query id, SHARED_STREAM)``)."""
+    in_offs = []
+    in_timess = []
+    for e in range(seeds.shape[0]):
+        for q in range(rates_hz.shape[0]):
+            rng = np.empty(1, np.uint64)
+            rng[0] = stream_seed(seeds[e], query_ids[q], SHARED_STREAM)
+            _, _, in_off, in_times = input_emissions(P, rates_hz[q], n_present, rng)
+            in_offs.append(in_off)
+            in_timess.append(in_times)
+    return in_offs, in_timess
+
+
 @njit(cache=True, parallel=True, nogil=True)
 def _infer(P, Ws, Wls, thetas, slots, seeds, rates_hz, n_present, query_ids, groups,
            rows, wblk, drive):
@@ -264,15 +280,7 @@ def _infer(P, Ws, Wls, thetas, slots, seeds, rates_hz, n_present, query_ids, gro
     n_exc = Ws[0].shape[2]
     n_workers = drive.shape[0]
     out = np.zeros((n_net, n_q, n_groups, n_exc * GROUP), np.int32)
-    in_offs = []
-    in_timess = []
-    for e in range(n_net):
-        for q in range(n_q):
-            rng = np.empty(1, np.uint64)
-            rng[0] = stream_seed(seeds[e], query_ids[q], SHARED_STREAM)
-            _, _, in_off, in_times = input_emissions(P, rates_hz[q], n_present, rng)
-            in_offs.append(in_off)
-            in_timess.append(in_times)
+    in_offs, in_timess = query_trains(P, seeds, rates_hz, n_present, query_ids)
     n_jobs = n_net * n_q * n_groups
     n_blocks = -(-n_exc // BLOCK)
     if n_jobs >= n_workers:
@@ -289,7 +297,7 @@ def _infer(P, Ws, Wls, thetas, slots, seeds, rates_hz, n_present, query_ids, gro
                 _drive_blocks(Ws[e], wl[g if wl.shape[1] > 0 else 0], mods, slots[e],
                               in_offs[e * n_q + q], in_timess[e * n_q + q], 0, n_blocks,
                               rows[worker], wblk[worker], drive[worker])
-                _simulate_lanes(P, th, drive[worker], n_present, out[e, q, g])
+                _simulate_lanes(P, th, drive[worker], n_present, out[e, q, g], GROUP)
     else:
         # Fewer jobs than threads (one pre-selected group): split each drive by neuron blocks.
         mods = np.empty(GROUP, np.int64)
@@ -306,7 +314,7 @@ def _infer(P, Ws, Wls, thetas, slots, seeds, rates_hz, n_present, query_ids, gro
                 _drive_blocks(Ws[e], wl[g if wl.shape[1] > 0 else 0], mods, slots[e],
                               in_offs[e * n_q + q], in_timess[e * n_q + q], c * per,
                               min(n_blocks, (c + 1) * per), rows[c], wblk[c], drive[0])
-            _simulate_lanes(P, th, drive[0], n_present, out[e, q, g])
+            _simulate_lanes(P, th, drive[0], n_present, out[e, q, g], GROUP)
     return out
 
 

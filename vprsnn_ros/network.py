@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from numba import get_num_threads
 
-from . import kernels, lane_engine
+from . import kernels, lane_engine, module_engine
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
 from .profiles import FAITHFUL, Profile
@@ -269,6 +269,7 @@ class ModularSNN:
     _slot_t: np.ndarray | None = field(default=None, repr=False)
     _interleaved: np.ndarray | None = field(default=None, repr=False)
     _scratch: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
+    _module_scratch: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
 
     @property
     def n_modules(self) -> int:
@@ -405,20 +406,36 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
     rates = cfg.query_rates(rates_hz)
     seeds = [net.config.seed if s is None else s for net, s in
              zip(nets, seeds if seeds is not None else [None] * len(nets))]
+    ids = np.asarray(query_ids, np.int64)
+    n_present = steps(cfg.params.present_ms, cfg.dt)
+    if all(m is not None and np.shape(m)[-1] < module_engine.MAX_MODULES for m in modules):
+        # A few pre-selected modules per query: one module per job, no empty lanes.
+        ks = [np.shape(m)[-1] for m in modules]
+        chosen = np.full((len(nets), len(rates), max(ks)), -1, np.int64)  # -1: no module, counts 0
+        for e, m in enumerate(modules):
+            chosen[e, :, :ks[e]] = m
+        if first._module_scratch is None:
+            first._module_scratch = module_engine.scratch(n_present, first.slot_t, get_num_threads())
+        counts = None
+        for r in range(cfg.query_presentations):
+            c = module_engine.infer_modules(
+                cfg.packed(learning=False), [n.weights for n in nets], [n.theta for n in nets],
+                [n.slot_t for n in nets], seeds, rates, n_present, ids + r * REPEAT_STREAM, chosen,
+                *first._module_scratch)
+            counts = c if counts is None else counts + c
+        return [counts[e, :, :k] for e, k in enumerate(ks)]
     inputs = [net._lane_inputs(m, len(rates)) for net, m in zip(nets, modules)]
     n_groups = max(groups.shape[1] for _, groups, _ in inputs)
     groups = np.full((len(nets), len(rates), n_groups, lane_engine.GROUP), -1, np.int64)
     for e, (_, g, _) in enumerate(inputs):
         groups[e, :, :g.shape[1]] = g
     if first._scratch is None:
-        n_present = steps(first.config.params.present_ms, first.config.dt)
         first._scratch = lane_engine.scratch(n_present, first.slot_t, get_num_threads())
-    ids = np.asarray(query_ids, np.int64)
     counts = None
     for r in range(cfg.query_presentations):
         c = lane_engine.infer_members(
             cfg.packed(learning=False), [n.weights for n in nets], [wl for wl, _, _ in inputs],
             [n.theta for n in nets], [n.slot_t for n in nets], seeds, rates,
-            steps(cfg.params.present_ms, cfg.dt), ids + r * REPEAT_STREAM, groups, *first._scratch)
+            n_present, ids + r * REPEAT_STREAM, groups, *first._scratch)
         counts = c if counts is None else counts + c
     return [lane_engine.lane_counts(counts[e], k) for e, (_, _, k) in enumerate(inputs)]

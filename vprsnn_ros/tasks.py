@@ -69,7 +69,7 @@ def scores_task(net: ModularSNN, pixels: np.ndarray, query_ids: np.ndarray, modu
     from .preselect import ModuleRanker, effective_k
 
     # The network may be shared by several threads of a worker; its scratch buffer may not.
-    own = replace(net, _scratch=None, _interleaved=None)
+    own = replace(net, _scratch=None, _module_scratch=None, _interleaved=None)
     k = effective_k(own, preselect_k, len(modules))
     chosen = modules
     if k < len(modules):
