@@ -15,7 +15,10 @@ AVX-512 on an AVX-512 machine), then medians over ``--repeats`` runs of:
   modules: the previous lane engine (commit 21823f1, ``bench/legacy_lanes.py``),
   the current full network, the scalar kernel, and template pre-selection with
   K modules (ranking included); and a ``--ensemble`` E-member ensemble with
-  pre-selection, in one pass. Ratios are against the previous engine.
+  pre-selection, in one pass. Ratios are against the previous engine. For K
+  below ``module_engine.MAX_MODULES`` the pre-selected modules run one per job
+  (:mod:`vprsnn_ros.module_engine`); the "lane groups" rows run the same
+  modules in lane groups of 8, as before the module engine.
 
 Weights are the seeded initial weights normalised as in training and theta is
 drawn from 40-50 mV (the range of trained Nordland modules), so that the
@@ -40,7 +43,7 @@ from numba import get_num_threads
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legacy_lanes  # noqa: E402
 
-from vprsnn_ros import dataset, kernels  # noqa: E402
+from vprsnn_ros import dataset, kernels, module_engine  # noqa: E402
 from vprsnn_ros.network import (DelayLayout, ModularSNN, NetworkConfig, initial_weights,  # noqa: E402
                                 lane_spike_counts, make_delays)
 from vprsnn_ros.params import pack, steps  # noqa: E402
@@ -187,11 +190,28 @@ def bench_queries(cfg: NetworkConfig, pixels: np.ndarray, n_modules: int, ks: li
         counts = lane_spike_counts(members, r, np.array([q]), mods)
         sum(m.scores(c, modules=s) for m, c, s in zip(members, counts, mods))
 
+    def in_lane_groups(fn):
+        """``fn`` with the lane engine even for fewer than MAX_MODULES modules (the previous path)."""
+        def run() -> None:
+            saved, module_engine.MAX_MODULES = module_engine.MAX_MODULES, 0
+            try:
+                fn()
+            finally:
+                module_engine.MAX_MODULES = saved
+        return run
+
     runs = {"previous": previous, "full": full, "scalar": lambda: full("scalar")}
-    runs.update({f"K={k}": (lambda k=k: preselected(k)) for k in ks if k < n_modules})
+    for k in ks:
+        if k < n_modules:
+            runs[f"K={k}"] = lambda k=k: preselected(k)
+            if k < module_engine.MAX_MODULES:
+                runs[f"K={k} lane groups"] = in_lane_groups(lambda k=k: preselected(k))
     if ensemble > 1:
-        runs.update({f"ensemble {ensemble} K={k}": (lambda k=k: ensemble_pass(k))
-                     for k in ks if k < n_modules})
+        for k in ks:
+            if k < n_modules:
+                runs[f"ensemble {ensemble} K={k}"] = lambda k=k: ensemble_pass(k)
+                if k < module_engine.MAX_MODULES:
+                    runs[f"ensemble {ensemble} K={k} lanes"] = in_lane_groups(lambda k=k: ensemble_pass(k))
     for fn in runs.values():  # compile / load from cache
         fn()
     out = {}
@@ -223,7 +243,7 @@ def main() -> int:
         t = bench_queries(cfg, pixels, m, args.preselect, args.ensemble, args.repeats)
         base = t["previous"]
         for name, seconds in t.items():
-            print(f"query M={m:<4d} {name:<18s} {1 / seconds:8.2f} Hz  {1e3 * seconds:8.2f} ms   "
+            print(f"query M={m:<4d} {name:<24s} {1 / seconds:8.2f} Hz  {1e3 * seconds:8.2f} ms   "
                   f"x{base / seconds:6.2f} vs previous engine")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory {peak_mb:.0f} MB")

@@ -261,3 +261,24 @@ def test_extend_model_without_reference_images_is_refused(route, old_model, tmp_
     err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
     assert len(err) == 1 and "does not store its reference images" in err[0], err
     assert snapshot(model) == before
+
+
+def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tmp_path, capsys):
+    # The profile is model.yaml's top-level key (not part of the network config).
+    import shutil
+
+    import yaml
+
+    from vprsnn_ros.profiles import TUNED
+    copy = tmp_path / "tuned_copy"
+    shutil.copytree(old_model, copy)
+    meta = yaml.safe_load((copy / "model.yaml").read_text())
+    meta["profile"] = TUNED.to_dict()
+    (copy / "model.yaml").write_text(yaml.safe_dump(meta))
+    assert main(["info", str(copy)]) == 0
+    assert "profile    tuned (readout zscore, auto_threshold True, preselect True)" in capsys.readouterr().out
+    before = snapshot(copy)
+    assert main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with profile 'tuned', not 'faithful'" in err
+    assert snapshot(copy) == before

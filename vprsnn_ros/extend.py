@@ -48,6 +48,7 @@ from .model_store import MANIFEST, ModelStore
 from .module_training import ModuleResult
 from .network import DEFAULT_T_SWEEP, NetworkConfig
 from .preprocess import rates_hz
+from .profiles import Profile
 from .runner import LocalRunner, Runner
 from .training import (REFERENCE_PIXELS, ProgressFn, Tally, _best, _quiet, calibrate, record_reference,
                        record_activity, train_modules)
@@ -69,8 +70,9 @@ def extension_regions(n_old: int, n_new: int, per_module: int, shuffle: bool,
 # Checks: everything is verified before anything is written
 # --------------------------------------------------------------------------
 
-def _profile(config_dict: dict) -> str:
-    return str(config_dict.get("profile", "faithful"))
+def _profile(meta: dict) -> str:
+    """Name of the model's profile (``model.yaml`` key ``profile``; none: faithful)."""
+    return Profile.from_dict(meta.get("profile")).name
 
 
 def check_extension(store: ModelStore, traverses: Sequence[np.ndarray], names: Sequence[str],
@@ -92,7 +94,7 @@ def check_extension(store: ModelStore, traverses: Sequence[np.ndarray], names: S
                          f"written by vprsnn_ros >= 0.1.0 with extension support); retrain it")
     config = meta["config"]
     for key, value in given.items():
-        stored = _profile(config) if key == "profile" else config.get(key)
+        stored = _profile(meta) if key == "profile" else config.get(key)
         if value is not None and value != stored:
             raise ConfigError(f"{where}: it was trained with {key} {stored!r}, not {value!r}; "
                               f"new places must use the model's image size, profile and network")

@@ -7,6 +7,7 @@ from pathlib import Path
 from . import __version__
 from .errors import ModelError
 from .model_store import ModelStore
+from .profiles import FAITHFUL, Profile
 
 
 def _threshold_line(meta: dict) -> str:
@@ -34,6 +35,13 @@ def _training_line(meta: dict) -> str:
     for ext in tr.get("extensions", []):
         line += f"; extended by {ext['places']} places / {ext['modules']} modules in {ext['seconds']} s"
     return line
+
+
+def _profile_line(meta: dict) -> str:
+    """The profile's name and the switches it sets away from the faithful method."""
+    profile = Profile.from_dict(meta.get("profile"))
+    changed = [f"{k} {v}" for k, v in profile.to_dict().items() if k != "name" and v != getattr(FAITHFUL, k)]
+    return profile.name + (f" ({', '.join(changed)})" if changed else "")
 
 
 def describe_network(path: Path) -> list[str]:
@@ -64,7 +72,7 @@ def describe_network(path: Path) -> list[str]:
         f"places     {n_places}{pose}",
         f"modules    {modules}; {config.get('places_per_module')} places and "
         f"{config.get('n_neurons')} neurons each, {config.get('image_width')}x{config.get('image_height')} input",
-        f"profile    {config.get('profile', 'faithful')}",
+        f"profile    {_profile_line(meta)}",
         f"T          {_threshold_line(meta)}",
         f"training   {_training_line(meta)}",
         f"seed       {config.get('seed')}{' (shuffled regions)' if config.get('shuffle') else ''}",
