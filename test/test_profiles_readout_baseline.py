@@ -27,6 +27,8 @@ from vprsnn_ros.sequence import match_sequences
 from vprsnn_ros.synthetic import make_route
 from vprsnn_ros.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
+READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0)
+
 # --------------------------------------------------------------------------
 # SAD baseline
 # --------------------------------------------------------------------------
@@ -161,7 +163,9 @@ def models(route, tmp_path_factory):
     root = tmp_path_factory.mktemp("profiles")
     train_network(CONFIG, [ref], names, root / "faithful", workers=2)
     train_network(CONFIG, [ref], names, root / "tuned", workers=2, profile=TUNED)
-    return root / "faithful", root / "tuned"
+    # tuned's readout and threshold switches alone (its input coding is test_input_coding.py's)
+    train_network(CONFIG, [ref], names, root / "readout_only", workers=2, profile=READOUT_ONLY)
+    return root / "faithful", root / "tuned", root / "readout_only"
 
 
 def test_faithful_training_is_byte_identical_to_before_profiles(tmp_path):
@@ -173,13 +177,18 @@ def test_faithful_training_is_byte_identical_to_before_profiles(tmp_path):
     assert {name: parts[name]["sha256"] for name in GOLDEN_PARTS} == GOLDEN_PARTS
 
 
-def test_profiles_are_recorded_and_do_not_touch_training(models):
-    faithful, tuned = models
+def test_profiles_are_recorded_and_readout_switches_do_not_touch_training(models):
+    faithful, tuned, readout_only = models
     meta_f, meta_t = ModelStore.open(faithful).meta, ModelStore.open(tuned).meta
+    meta_r = ModelStore.open(readout_only).meta
     assert meta_f["profile"] == FAITHFUL.to_dict() and meta_t["profile"] == TUNED.to_dict()
     for name in ("network", "module_0000", "module_0003", "hyperactivity", "reference_stats",
                  "reference_pixels"):
-        assert meta_f["parts"][name]["sha256"] == meta_t["parts"][name]["sha256"], name
+        assert meta_f["parts"][name]["sha256"] == meta_r["parts"][name]["sha256"], name
+    # tuned's input coding is copied into the network's config, which every runner reads.
+    cfg = load_network(tuned).config
+    assert (cfg.spike_trains, cfg.query_rate_gain) == (TUNED.spike_trains, TUNED.query_rate_gain)
+    assert meta_f["parts"]["module_0000"]["sha256"] != meta_t["parts"]["module_0000"]["sha256"]
     assert load_network(faithful).readout == "mean" and load_network(tuned).readout == "zscore"
     # Without a calibration query the faithful profile says it does not mask; tuned chose on the reference.
     assert meta_f["threshold_choice"]["method"] == "none" and meta_f["hyperactive_threshold"] == 0
@@ -188,7 +197,7 @@ def test_profiles_are_recorded_and_do_not_touch_training(models):
 
 def test_auto_threshold_is_the_best_self_recognition_of_the_reference(route, models):
     names, ref, _, _ = route
-    _, tuned = models
+    _, tuned, _ = models
     meta = ModelStore.open(tuned).meta
     table = meta["threshold_choice"]["table"]
     best = max(r["recall_at_1"] for r in table)
@@ -201,7 +210,7 @@ def test_auto_threshold_is_the_best_self_recognition_of_the_reference(route, mod
 def test_old_model_without_profile_or_new_parts_loads_faithful_without_baseline(route, models, tmp_path):
     import shutil
     names, _, query, _ = route
-    faithful, _ = models
+    faithful, _, _ = models
     old = tmp_path / "old"
     shutil.copytree(faithful, old)
     manifest = yaml.safe_load((old / "model.yaml").read_text())
@@ -221,7 +230,7 @@ def test_old_model_without_profile_or_new_parts_loads_faithful_without_baseline(
 
 def test_readout_switch_off_is_todays_scores_on_is_zscore_merge(route, models):
     _, ref, query, _ = route
-    faithful, _ = models
+    faithful, _, _ = models
     net = load_network(faithful)
     counts = net.spike_counts(rates_hz(query).astype(np.float64), np.arange(N_PLACES))
     today = place_scores(counts, net.assignments, net.n_places, None)
@@ -238,7 +247,7 @@ def test_readout_switch_off_is_todays_scores_on_is_zscore_merge(route, models):
 
 def test_evaluate_reports_profile_matcher_and_sad_baseline(route, models):
     _, ref, query, _ = route
-    _, tuned = models
+    _, tuned, _ = models
     net = load_network(tuned)
     report, S, gt = evaluate([net], query, sequence_length=3, sequence_matcher="seqslam")
     assert report["profile"]["name"] == "tuned" and report["readout"] == "zscore"
@@ -248,15 +257,16 @@ def test_evaluate_reports_profile_matcher_and_sad_baseline(route, models):
     expected = recall_at_n(match_sequences(sad_scores(query, ref), 3, "seqslam"))
     assert base["recall"] == {str(n): v for n, v in expected.items()}
     assert 0 < report["pr_auc"] <= 1
-    # The readout override on evaluate is the model's switch turned off.
-    mean_report, S_mean, _ = evaluate([net], query, readout="mean")
+    # The readout override on evaluate is the model's switch turned off (on a model that
+    # shares faithful's input coding, so that only the readout differs).
+    mean_report, S_mean, _ = evaluate([load_network(models[2])], query, readout="mean")
     faithful_report, S_f, _ = evaluate([load_network(models[0])], query)
     assert np.array_equal(S_mean, S_f)
 
 
 def test_localizer_online_matchers_equal_offline_evaluation(route, models):
     _, _, query, raw = route
-    _, tuned = models
+    _, tuned, _ = models
     net = load_network(tuned)
     for matcher in ("diagonal", "seqslam"):
         _, S, _ = evaluate([net], query, sequence_length=4, sequence_matcher=matcher)

@@ -110,7 +110,8 @@ class Profile:
 
 
 FAITHFUL = Profile()
-TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True, preselect=True)
+TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True, preselect=True,
+                spike_trains="regular", query_rate_gain=2.0)
 PROFILES = {p.name: p for p in (FAITHFUL, TUNED)}
 # The default of `vprsnn train`: the profile that wins on calibration data (never
 # the test queries). bench/ablation.py, Nordland 300 places, calibration split = the
