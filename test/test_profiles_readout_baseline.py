@@ -334,3 +334,24 @@ def test_calibration_query_decides_t_with_the_profiles_readout(route, tmp_path):
             assert row["recall_at_1"] == recall_at_n(S[:, places], ns=(1,))[1], (profile.name, row)
     # The readouts differ on this route, so the check above tells which one calibrated T.
     assert [r["recall_at_1"] for r in tables["faithful"]] != [r["recall_at_1"] for r in tables["tuned"]]
+
+
+def test_zscore_with_preselection_gives_unrun_places_the_lowest_score(route, models):
+    # -inf for places whose module did not run made every sequence and ensemble sum
+    # through them -inf, so sequences of pre-selected (K = 1) frames matched nothing.
+    _, _, query, _ = route
+    net = load_network(models[1])
+    counts = net.spike_counts(rates_hz(query).astype(np.float64), np.arange(N_PLACES))
+    picks = np.array([[q % net.n_modules] for q in range(N_PLACES)])
+    picked = np.take_along_axis(counts, picks[:, :, None], axis=1)
+    S = net.scores(picked, modules=picks, readout="zscore")
+    full = net.scores(counts, readout="zscore")
+    assert np.isfinite(S).all()
+    for q in range(N_PLACES):
+        ran = net.regions[picks[q, 0]]
+        others = np.setdiff1d(np.arange(N_PLACES), ran)
+        assert np.all(S[q, others] == S[q, ran].min())
+        # The run module's places are ranked as they are among themselves in the full readout.
+        assert list(np.argsort(-S[q, ran], kind="stable")) == list(np.argsort(-full[q, ran], kind="stable"))
+    seq = match_sequences(S, 3, "diagonal")
+    assert np.isfinite(seq[2:]).any()

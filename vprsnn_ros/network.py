@@ -380,8 +380,15 @@ class ModularSNN:
             raise ConfigError("the zscore readout needs reference statistics, which this model "
                               "lacks (retrain it with this version)")
         full_mask = hyperactive_mask(self.active_images, t) if t > 0 else None
-        return self.reference_stats.merge(S, full_mask, [self.regions[m] for m in mods],
-                                          tuple(int(m) for m in mods))
+        Z = self.reference_stats.merge(S, full_mask, [self.regions[m] for m in mods],
+                                       tuple(int(m) for m in mods))
+        if len(mods) < self.n_modules:
+            # Places of modules that did not run (pre-selection) score the query's lowest
+            # score, as they do (0 spikes) with the mean readout: finite, so that sequence
+            # sums and ensemble sums still rank the places that did run.
+            low = np.min(np.where(np.isfinite(Z), Z, np.inf), axis=1, keepdims=True)
+            Z = np.where(np.isfinite(Z), Z, np.where(np.isfinite(low), low, -np.inf))
+        return Z
 
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold
