@@ -74,12 +74,17 @@ TRAIN_VARIANTS: dict[str, dict] = {
     "epochs_30": {"config": {"epochs": 30}},
     "seed_1": {"config": {"seed": 1}},
     "regular_trains": {"profile": {"spike_trains": "regular"}},
+    "learning_rate_decay_to_0.1": {"params": {"nu_final_fraction": 0.1}},
+    "neurons_800": {"config": {"n_neurons": 800}},
+    # Contrast x0.7 brightness +20, as is, contrast x1.3 brightness -20 (then 8-bit rounding).
+    "augment_contrast_brightness_3x20": {"data": "contrast", "config": {"epochs": 20}},
     # The calibration winners together, and on a second seed (seed-to-seed spread is ~0.05).
     "regular_seed_1": {"profile": {"spike_trains": "regular"}, "config": {"seed": 1}},
     "regular_gamma": {"profile": {"spike_trains": "regular"}, "data": "gamma"},
     "regular_gamma_seed_1": {"profile": {"spike_trains": "regular"}, "data": "gamma", "config": {"seed": 1}},
 }
 AUGMENT_GAMMAS = (0.6, 1.0, 1.6)
+AUGMENT_CONTRAST = ((0.7, 20.0), (1.0, 0.0), (1.3, -20.0))
 
 # Inference-only variants of the base model (profile switches; no retraining).
 QUERY_VARIANTS: dict[str, dict] = {
@@ -144,6 +149,8 @@ def train_variant(work: Path, name: str, names, gray_r, gamma: float, args) -> t
     data = v.get("data")
     if data == "augment":
         traverses = [pixels(gray_r, g) for g in AUGMENT_GAMMAS]
+    elif data == "contrast":
+        traverses = [pixels(np.clip(np.rint(gray_r * c + b), 0, 255)) for c, b in AUGMENT_CONTRAST]
     else:
         traverses = [pixels(gray_r, gamma if data == "gamma" else 1.0)]
     profile = FAITHFUL.with_(**v.get("profile", {}))

@@ -125,3 +125,21 @@ def test_bad_switch_values_are_config_errors():
         Profile(query_presentations=0).validate()
     with pytest.raises(ConfigError, match="query_presentations"):
         NetworkConfig(query_presentations=1.5).validate()
+
+
+def test_learning_rate_schedule_changes_only_later_epochs(trained):
+    from vprsnn_ros.network import DelayLayout, make_delays
+    from vprsnn_ros.params import NetworkParams
+    from vprsnn_ros.module_training import train_module_on_pixels
+
+    _, ref, _, _ = trained
+    region = np.arange(4)
+    decaying = CONFIG.with_(params=NetworkParams(nu_final_fraction=0.0))
+    layout = DelayLayout.build(make_delays(CONFIG), CONFIG.dt, CONFIG.params.delay_max)
+
+    def weights(cfg, epochs):
+        return train_module_on_pixels(cfg, layout, 0, region, [ref[region]], epochs)[-1].weights
+
+    # Epoch 1 runs at the full rates either way; by epoch 3 the rates have fallen to 0.
+    assert np.array_equal(weights(CONFIG, 1), weights(decaying, 1))
+    assert not np.array_equal(weights(CONFIG, 3), weights(decaying, 3))

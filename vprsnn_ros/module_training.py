@@ -15,7 +15,7 @@ import numpy as np
 
 from . import kernels
 from .network import DelayLayout, NetworkConfig, assign_neurons, initial_weights
-from .params import steps
+from .params import P_NU_POST, P_NU_PRE, steps
 from .preprocess import rates_hz
 
 
@@ -94,6 +94,9 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     results = []
     wanted = sorted({e for e in checkpoints if 0 < e < epochs} | {epochs})
     for epoch in range(1, epochs + 1):
+        if p.nu_final_fraction != 1.0:
+            scale = 1.0 + (p.nu_final_fraction - 1.0) * (epoch - 1) / max(1, epochs - 1)
+            packed[P_NU_PRE], packed[P_NU_POST] = p.nu_pre * scale, p.nu_post * scale
         counts = np.zeros((len(rates), config.n_neurons), np.int32)
         t0 = run(rates, n_present, n_rest, t0, counts)
         history = np.concatenate([history, counts])[-keep:]

@@ -55,6 +55,10 @@ class NetworkParams:
     nu_post: float = 1e-2
     w_max: float = 1.0
     weight_sum: float = 78.0
+    # Learning-rate schedule (issue 7, hypothesis 3b; not in the published method):
+    # nu_pre and nu_post fall linearly from their value in the first epoch to this
+    # fraction of it in the last. 1.0 = constant rates, as published.
+    nu_final_fraction: float = 1.0
     # Input coding and timing.
     rate_scale: float = 0.25  # rate = u / 4 Hz
     present_ms: float = 350.0
