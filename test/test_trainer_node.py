@@ -18,6 +18,7 @@ from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
 from vprsnn_ros.model_io import load_network  # noqa: E402
 from vprsnn_ros.model_store import ModelStore  # noqa: E402
 from vprsnn_ros.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
 from vprsnn_ros.sources import load_traverse  # noqa: E402
 from vprsnn_ros.synthetic import write_route  # noqa: E402
 from vprsnn_ros.training import train_network  # noqa: E402
@@ -47,7 +48,9 @@ def bag(tmp_path_factory):
 def expected_model(bag, out, epochs):
     pixels = load_traverse(bag, (28, 28), 7)
     cfg = NetworkConfig(n_neurons=20, places_per_module=5, epochs=epochs)
-    return train_network(cfg, [pixels.pixels], pixels.names, out, workers=1)
+    # The node trains with the default profile, as `vprsnn train` does.
+    return train_network(cfg, [pixels.pixels], pixels.names, out, workers=1,
+                         profile=get_profile(DEFAULT_PROFILE))
 
 
 def test_trainer_publishes_progress_and_writes_the_model(bag, tmp_path):
