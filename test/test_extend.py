@@ -276,7 +276,7 @@ def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tm
     meta["profile"] = TUNED.to_dict()
     (copy / "model.yaml").write_text(yaml.safe_dump(meta))
     assert main(["info", str(copy)]) == 0
-    assert "profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular, query_rate_gain 2.0)" in capsys.readouterr().out
+    assert "profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular)" in capsys.readouterr().out
     before = snapshot(copy)
     assert main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"]) == 2
     err = capsys.readouterr().err

@@ -110,11 +110,13 @@ class Profile:
 
 
 FAITHFUL = Profile()
-# tuned's input coding: the best mean calibration R@1 over seeds 0 and 1 among the
-# single and combined switches of bench/hypotheses.py (Nordland 300 places, calibration
-# = the first 100, T chosen on the reference): 0.235 vs 0.145 for the published coding.
+# tuned's input coding. Regular trains: the best mean calibration R@1 over seeds 0 and 1
+# of bench/hypotheses.py with query gain 2 (Nordland 300 places, calibration = the first
+# 100, T chosen on the reference: 0.235 vs 0.145 for the published coding). The gain was
+# then decided on the 3,300-place protocol's 600 calibration queries, 6x as many
+# (bench/protocol_switches.py, K = 1): gain 1 0.292, gain 2 0.263; so it stays 1.
 TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True, preselect=True,
-                spike_trains="regular", query_rate_gain=2.0)
+                spike_trains="regular")
 PROFILES = {p.name: p for p in (FAITHFUL, TUNED)}
 # The default of `vprsnn train`: the profile that wins on calibration data (never
 # the test queries). bench/ablation.py, Nordland 300 places, calibration split = the
