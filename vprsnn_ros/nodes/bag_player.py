@@ -62,6 +62,12 @@ class BagPlayer(Node):
             description="start when this many subscribe to the image topic (localizer + evaluator: 2)"))
         self.declare_parameter("start_signal", "", d(
             description="also wait for a message on this topic first (e.g. /vprsnn_evaluator/ready)"))
+        # The bag is read before anything is published or subscribed: a bad bag fails
+        # before the player appears in the graph, and once it appears, a Ctrl-C (how
+        # replay and launch stop it) lands in its wait loop, not inside the first-ever
+        # import of the bag reader (where, on a fresh install, it went unanswered).
+        self.frames = read_bag_frames(self._get("bag"), topic=self._get("topic") or None,
+                                      every=self._get("every"), limit=self._get("limit") or None)
         self.pub = self.create_publisher(Image, "image", RELIABLE)
         self.done_pub = self.create_publisher(Int32, "~/done", LATCHED)
         self.acks = 0
@@ -84,8 +90,7 @@ class BagPlayer(Node):
         factor = float(self._get("rate_factor"))
         if factor <= 0:
             raise ConfigError("rate_factor must be > 0")
-        frames = read_bag_frames(self._get("bag"), topic=self._get("topic") or None, every=self._get("every"),
-                                 limit=self._get("limit") or None)
+        frames = self.frames
         wanted = int(self._get("min_subscribers"))
         deadline = time.monotonic() + float(self._get("wait_for_subscribers"))
         while ((self.pub.get_subscription_count() < wanted or not self.started)
