@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -21,6 +22,12 @@ def run_job(name: str, make_node: Callable[[], Node], job: Callable[[Node, Singl
     deliberate error (bad parameters or input), 130 on Ctrl-C. Python's own
     SIGINT handling is kept so that Ctrl-C interrupts a long job.
     """
+    # Ctrl-C must reach the job whatever its parent did: a process inherits a blocked or
+    # ignored SIGINT (seen on a fresh install: a player started by a test whose process had
+    # SIGINT blocked waited on through its SIGINT), and launch and replay stop jobs with it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     rclpy.init(args=sys.argv if args is None else args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
