@@ -63,9 +63,7 @@ class BagPlayer(Node):
         self.declare_parameter("start_signal", "", d(
             description="also wait for a message on this topic first (e.g. /vprsnn_evaluator/ready)"))
         # The bag is read before anything is published or subscribed: a bad bag fails
-        # before the player appears in the graph, and once it appears, a Ctrl-C (how
-        # replay and launch stop it) lands in its wait loop, not inside the first-ever
-        # import of the bag reader (where, on a fresh install, it went unanswered).
+        # before the player appears in the graph, and once it appears it only waits.
         self.frames = read_bag_frames(self._get("bag"), topic=self._get("topic") or None,
                                       every=self._get("every"), limit=self._get("limit") or None)
         self.pub = self.create_publisher(Image, "image", RELIABLE)
