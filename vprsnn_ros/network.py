@@ -15,10 +15,9 @@ from numba import get_num_threads
 from . import kernels, lane_engine, module_engine
 from .errors import ConfigError
 from .params import NetworkParams, delay_slots, pack, steps
-from .profiles import FAITHFUL, Profile
+from .profiles import FAITHFUL, SPIKE_TRAINS, Profile
 from .readout import ReferenceStats, check_readout
 
-SPIKE_TRAINS = ("poisson", "regular_query", "regular")
 # Repeated query presentations run on streams this far apart (reference streams are 1 << 40).
 REPEAT_STREAM = 1 << 50
 
@@ -320,16 +319,13 @@ class ModularSNN:
                 raise ConfigError("the scalar engine takes one module list for all queries")
             w = self.weights if modules is None else self.weights[modules]
             th = self.theta if modules is None else self.theta[modules]
-            cfg = self.config
+            cfg, lay = self.config, self.layout
             rates = cfg.query_rates(rates)
             n_present = steps(cfg.params.present_ms, cfg.dt)
-            counts = None
-            for r in range(cfg.query_presentations):
-                c = kernels.infer_from_rest(cfg.packed(learning=False), w, th, self.layout.tgt,
-                                            self.layout.off, self.layout.slot, rates, n_present,
-                                            np.uint64(seed), ids + r * REPEAT_STREAM, False)
-                counts = c if counts is None else counts + c
-            return counts
+            packed = cfg.packed(learning=False)
+            return _presentations(cfg, ids, lambda stream_ids: kernels.infer_from_rest(
+                packed, w, th, lay.tgt, lay.off, lay.slot, rates, n_present, np.uint64(seed),
+                stream_ids, False))
         if engine != "lanes":
             raise ConfigError(f"unknown inference engine {engine!r}")
         return lane_spike_counts([self], rates, ids, [modules], seeds=[seed])[0]
@@ -395,6 +391,15 @@ class ModularSNN:
         return int(hyperactive_mask(self.active_images, t).sum()) if t > 0 else 0
 
 
+def _presentations(cfg: NetworkConfig, query_ids: np.ndarray, count) -> np.ndarray:
+    """``count(stream ids)`` summed over the ``query_presentations`` of each query (profile
+    switch; 1 = the published single presentation), each on its own streams."""
+    counts = count(query_ids)
+    for r in range(1, cfg.query_presentations):
+        counts = counts + count(query_ids + r * REPEAT_STREAM)
+    return counts
+
+
 def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_ids: np.ndarray,
                       modules: Sequence[np.ndarray | None], seeds: Sequence[int | None] | None = None
                       ) -> list[np.ndarray]:
@@ -415,6 +420,7 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
              zip(nets, seeds if seeds is not None else [None] * len(nets))]
     ids = np.asarray(query_ids, np.int64)
     n_present = steps(cfg.params.present_ms, cfg.dt)
+    packed = cfg.packed(learning=False)
     if all(m is not None and np.shape(m)[-1] < module_engine.MAX_MODULES for m in modules):
         # A few pre-selected modules per query: one module per job, no empty lanes.
         ks = [np.shape(m)[-1] for m in modules]
@@ -423,13 +429,9 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
             chosen[e, :, :ks[e]] = m
         if first._module_scratch is None:
             first._module_scratch = module_engine.scratch(n_present, first.slot_t, get_num_threads())
-        counts = None
-        for r in range(cfg.query_presentations):
-            c = module_engine.infer_modules(
-                cfg.packed(learning=False), [n.weights for n in nets], [n.theta for n in nets],
-                [n.slot_t for n in nets], seeds, rates, n_present, ids + r * REPEAT_STREAM, chosen,
-                *first._module_scratch)
-            counts = c if counts is None else counts + c
+        counts = _presentations(cfg, ids, lambda stream_ids: module_engine.infer_modules(
+            packed, [n.weights for n in nets], [n.theta for n in nets], [n.slot_t for n in nets],
+            seeds, rates, n_present, stream_ids, chosen, *first._module_scratch))
         return [counts[e, :, :k] for e, k in enumerate(ks)]
     inputs = [net._lane_inputs(m, len(rates)) for net, m in zip(nets, modules)]
     n_groups = max(groups.shape[1] for _, groups, _ in inputs)
@@ -438,11 +440,7 @@ def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_id
         groups[e, :, :g.shape[1]] = g
     if first._scratch is None:
         first._scratch = lane_engine.scratch(n_present, first.slot_t, get_num_threads())
-    counts = None
-    for r in range(cfg.query_presentations):
-        c = lane_engine.infer_members(
-            cfg.packed(learning=False), [n.weights for n in nets], [wl for wl, _, _ in inputs],
-            [n.theta for n in nets], [n.slot_t for n in nets], seeds, rates,
-            n_present, ids + r * REPEAT_STREAM, groups, *first._scratch)
-        counts = c if counts is None else counts + c
+    counts = _presentations(cfg, ids, lambda stream_ids: lane_engine.infer_members(
+        packed, [n.weights for n in nets], [wl for wl, _, _ in inputs], [n.theta for n in nets],
+        [n.slot_t for n in nets], seeds, rates, n_present, stream_ids, groups, *first._scratch))
     return [lane_engine.lane_counts(counts[e], k) for e, (_, _, k) in enumerate(inputs)]

@@ -59,6 +59,10 @@ from .errors import ConfigError
 from .readout import check_readout
 
 
+# Input spike trains: the published Poisson, regular for queries only, regular throughout.
+SPIKE_TRAINS = ("poisson", "regular_query", "regular")
+
+
 @dataclass(frozen=True)
 class Profile:
     """One named set of switches; every default is the faithful behaviour."""
@@ -76,7 +80,7 @@ class Profile:
         for switch in ("auto_threshold", "preselect"):
             if not isinstance(getattr(self, switch), bool):
                 raise ConfigError(f"{switch} must be true or false")
-        if self.spike_trains not in ("poisson", "regular_query", "regular"):
+        if self.spike_trains not in SPIKE_TRAINS:
             raise ConfigError("spike_trains must be 'poisson', 'regular_query' or 'regular'")
         if not (isinstance(self.query_rate_gain, (int, float)) and self.query_rate_gain > 0):
             raise ConfigError("query_rate_gain must be a number > 0")
