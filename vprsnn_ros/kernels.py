@@ -37,7 +37,10 @@ event-driven in the reference code; v, ge, gi and theta use Euler, as there).
 
 The delayed input drive dominates the cost (~3.5 M synaptic events per
 presentation): each input's targets are sorted by delay (``tgt``, ``off``) so
-that the arrivals of one emission at one delay are a contiguous run.
+that the arrivals of one emission at one delay are a contiguous run, and the
+kernel keeps the weights in that same order (:func:`by_delay`). While learning,
+each excitatory spike reads 784 pre traces; ``exp`` of the whole steps since the
+last emission is looked up in a table of the same values (:func:`_trace_table`).
 """
 
 from __future__ import annotations
@@ -231,6 +234,54 @@ def _euler_v_inh(v, ge, a_i, v_rest_i):
 # One presentation of one module
 # --------------------------------------------------------------------------
 
+@njit(cache=True)
+def by_delay(W, tgt):
+    """``W`` (n_in x N) re-laid in each input's delay order: ``out[i, pos] = W[i, tgt[i, pos]]``."""
+    out = np.empty_like(W)
+    for i in range(W.shape[0]):
+        for pos in range(W.shape[1]):
+            out[i, pos] = W[i, tgt[i, pos]]
+    return out
+
+
+@njit(cache=True)
+def from_delay(Wd, tgt, W):
+    """Inverse of :func:`by_delay`, written into ``W``."""
+    for i in range(W.shape[0]):
+        for pos in range(W.shape[1]):
+            W[i, tgt[i, pos]] = Wd[i, pos]
+
+
+@njit(cache=True)
+def delay_positions(tgt):
+    """``pos[j, i]``: where synapse (i, j) sits in the delay-ordered row i (by target, so
+    that a neuron's incoming synapses are one contiguous row)."""
+    pos = np.empty((tgt.shape[1], tgt.shape[0]), np.int32)
+    for i in range(tgt.shape[0]):
+        for p in range(tgt.shape[1]):
+            pos[tgt[i, p], i] = p
+    return pos
+
+
+PRE_TABLE = 4096  # steps: 2 s at dt 0.5 ms, longer than any gap between two emissions that matters
+
+
+@njit(cache=True)
+def _trace_table(log_decay):
+    """``exp(log_decay * d)`` for d < PRE_TABLE: the pre trace d steps after an emission.
+
+    The same scalar ``exp`` call as the kernel would make, so looking a value up
+    changes no bit. The early exit once it underflows keeps the loop scalar (a
+    vectorised exp may round differently).
+    """
+    table = np.zeros(PRE_TABLE)
+    for d in range(PRE_TABLE):
+        table[d] = np.exp(log_decay * d)
+        if table[d] == 0.0:
+            break
+    return table
+
+
 @njit(cache=True, nogil=True)
 def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
              v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
@@ -243,8 +294,37 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     N, float32) follow STDP and theta adapts; without it both are frozen.
     Returns the global index of the step after the last one simulated.
     """
+    Wd = by_delay(W, tgt)
+    # Only the post-synaptic STDP reads delays and positions by neuron.
+    slot_t = np.ascontiguousarray(slot.T) if learn else np.zeros((0, 0), slot.dtype)
+    pos_t = delay_positions(tgt) if learn else np.zeros((0, 0), np.int32)
+    t_next = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz, n_present, n_rest, learn,
+                               v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
+                               v_i, ge_i, last_i, last_emit, t0, rng, counts)
+    if learn:
+        from_delay(Wd, tgt, W)
+    return t_next
+
+
+@njit(cache=True, nogil=True)
+def simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz, n_present, n_rest, learn,
+                      v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
+                      v_i, ge_i, last_i, last_emit, t0, rng, counts):
+    """:func:`simulate` on weights laid out by delay (``Wd`` from :func:`by_delay`).
+
+    ``slot_t`` (N x n_in) and ``pos_t`` (:func:`delay_positions`) hold, by target
+    neuron, each synapse's delay and its place in ``Wd``: they are read only by
+    the post-synaptic STDP (learning), and may be empty otherwise.
+
+    Why this layout (bench/speed.py, training rows): the arrivals of one emission
+    at one delay read and write a contiguous run of weights instead of scattered
+    ones, and an excitatory spike reads its neuron's delays and weight positions
+    as two contiguous rows instead of two 784-long strided columns. Same
+    arithmetic in the same order as the plain layout, so trained weights are the
+    same to the bit.
+    """
     dt = P[P_DT]
-    n_in, n_exc = W.shape
+    n_in, n_exc = Wd.shape
     n_slots = off.shape[1] - 1
     (a_e, a_i, d_ge, d_gi, d_ge_i, timer_inc, refrac_e, refrac_i, v_rest_e, v_rest_i, e_inh_e,
      thresh_e, v_thresh_i, timer_min, w_ei, w_ie) = _neuron_constants(P)
@@ -254,6 +334,7 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     d_post1 = np.exp(-dt / P[P_TAU_POST1])
     d_post2 = np.exp(-dt / P[P_TAU_POST2])
     log_d_pre = -dt / P[P_TAU_PRE]
+    pre_after = _trace_table(log_d_pre) if learn else np.zeros(1)
     nu_pre = P[P_NU_PRE]
     nu_post = P[P_NU_POST]
     w_max = P[P_W_MAX]
@@ -326,26 +407,27 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
                 continue
             for e in range(step_off[te], step_off[te + 1]):
                 i = step_inputs[e]
-                row = W[i]
+                row = Wd[i]
                 targets = tgt[i]
                 if learn:
                     for pos in range(off[i, s], off[i, s + 1]):
                         j = targets[pos]
-                        w = row[j]
+                        w = row[pos]
                         ge_e[j] += w
-                        row[j] = min(max(w + nu_pre * post1[j], 0.0), w_max)
+                        row[pos] = min(max(w + nu_pre * post1[j], 0.0), w_max)
                 else:
                     for pos in range(off[i, s], off[i, s + 1]):
-                        j = targets[pos]
-                        ge_e[j] += row[j]
+                        ge_e[targets[pos]] += row[pos]
         # 3. excitatory spikes: post-synaptic STDP, E -> I
         for n in range(n_spk_e):
             j = spk_e[n]
             if learn:
                 p2 = post2[j]
+                slot_j = slot_t[j]
+                pos_j = pos_t[j]
                 for i in range(n_in):
                     # last emission of input i at or before global step g - slot
-                    te_g = g - slot[i, j]
+                    te_g = g - slot_j[i]
                     last = NEVER
                     # emitted[i] bounds the search to this input's emissions so far
                     for k in range(emitted[i] - 1, in_off[i] - 1, -1):
@@ -355,9 +437,11 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
                     if last == NEVER and last_emit[i] <= te_g:
                         last = last_emit[i]
                     if last != NEVER:
-                        pre = np.exp(log_d_pre * (te_g - last))
-                        w = W[i, j] + nu_post * pre * p2
-                        W[i, j] = min(max(w, 0.0), w_max)
+                        d = te_g - last
+                        pre = pre_after[d] if d < PRE_TABLE else np.exp(log_d_pre * d)
+                        pos = pos_j[i]
+                        w = Wd[i, pos] + nu_post * pre * p2
+                        Wd[i, pos] = min(max(w, 0.0), w_max)
             post1[j] = 1.0
             post2[j] = 1.0
             ge_i[j] += w_ei
@@ -455,20 +539,27 @@ def train_presentations(P, W, tgt, off, slot, rates_hz, n_present, n_rest, weigh
     n_in, n_exc = W.shape
     totals = np.empty(n_exc)
     scale = np.empty(n_exc)
+    Wd = by_delay(W, tgt)
+    pos_t = delay_positions(tgt)
+    slot_t = np.ascontiguousarray(slot.T)
     for k in range(rates_hz.shape[0]):
-        # Row-major passes (W is n_in x N): contiguous and vectorised.
+        # Each neuron's total is summed over i in increasing order, as over the
+        # plain layout, so the normalised weights are the same to the bit.
         totals[:] = 0.0
         for i in range(n_in):
-            for j in range(n_exc):
-                totals[j] += W[i, j]
+            targets = tgt[i]
+            for pos in range(n_exc):
+                totals[targets[pos]] += Wd[i, pos]
         for j in range(n_exc):
             scale[j] = weight_sum / totals[j] if totals[j] > 0.0 else 1.0
         for i in range(n_in):
-            for j in range(n_exc):
-                W[i, j] = W[i, j] * scale[j]
-        t0 = simulate(P, W, tgt, off, slot, rates_hz[k], n_present, n_rest, True,
-                      v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
-                      v_i, ge_i, last_i, last_emit, t0, rng, counts[k])
+            targets = tgt[i]
+            for pos in range(n_exc):
+                Wd[i, pos] = Wd[i, pos] * scale[targets[pos]]
+        t0 = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz[k], n_present, n_rest,
+                               True, v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
+                               v_i, ge_i, last_i, last_emit, t0, rng, counts[k])
+    from_delay(Wd, tgt, W)
     return t0
 
 
