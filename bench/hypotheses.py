@@ -10,8 +10,10 @@ change each:
   presentations, regular spike trains at inference; regular trains in training
   too (retrained);
 * sharper templates (3b), retrained: inhibition, theta increment, learning
-  rates, weight normalisation total, epochs, places per module, photometric
-  augmentation across epochs, gamma before patch normalisation (the gamma is
+  rates and the shape of their fall (linear, exponential, step), weight
+  normalisation total, epochs, places per module, photometric augmentation (as
+  extra traverses in every epoch, and across epochs: one version per epoch in
+  turn), gamma before patch normalisation (the gamma is
   chosen by SAD R@1 on the calibration split);
 * diverse ensembles (3e): z-scored score matrices of several variants summed,
   against seed-only ensembles of the same size.
@@ -76,6 +78,13 @@ TRAIN_VARIANTS: dict[str, dict] = {
     "regular_trains": {"profile": {"spike_trains": "regular"}},
     "learning_rate_decay_to_0.1": {"params": {"nu_final_fraction": 0.1}},
     "neurons_800": {"config": {"n_neurons": 800}},
+    # Other shapes of the same fall of the learning rates (module_training.learning_rate_scale).
+    "learning_rate_exponential_to_0.1": {"params": {"nu_final_fraction": 0.1},
+                                         "config": {"nu_schedule": "exponential"}},
+    "learning_rate_step_to_0.1": {"params": {"nu_final_fraction": 0.1}, "config": {"nu_schedule": "step"}},
+    # Augmentation across epochs: the three gamma versions of the reference, one per epoch in
+    # turn, for 60 epochs (as many presentations as the base; each version seen 20 times).
+    "augment_gamma_cycled_60": {"data": "augment", "config": {"traverse_order": "cycle"}},
     # Contrast x0.7 brightness +20, as is, contrast x1.3 brightness -20 (then 8-bit rounding).
     "augment_contrast_brightness_3x20": {"data": "contrast", "config": {"epochs": 20}},
     # The calibration winners together, and on a second seed (seed-to-seed spread is ~0.05).

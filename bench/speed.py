@@ -9,8 +9,9 @@ Prints the CPU (model, vector extensions) and the code Numba generates for
 AVX-512 on an AVX-512 machine), then medians over ``--repeats`` runs of:
 
 - training: presentations per second of one 400-neuron module, first epoch
-  (from fresh weights) and steady state (epochs 6-10), against the NumPy
-  reference simulation;
+  (from fresh weights) and steady state (epochs 6-10), of the current kernel
+  and of the previous one (commit e3f1d48, ``bench/legacy_training.py``),
+  against each other and the NumPy reference simulation;
 - queries, one image at a time (rates -> spike counts -> place scores), at M
   modules: the previous lane engine (commit 21823f1, ``bench/legacy_lanes.py``),
   the current full network, the scalar kernel, and template pre-selection with
@@ -42,6 +43,7 @@ from numba import get_num_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legacy_lanes  # noqa: E402
+import legacy_training  # noqa: E402
 
 from vprsnn_ros import dataset, kernels, module_engine  # noqa: E402
 from vprsnn_ros.network import (DelayLayout, ModularSNN, NetworkConfig, initial_weights,  # noqa: E402
@@ -93,14 +95,16 @@ def median_time(fn, repeats: int) -> float:
 
 
 def bench_training(cfg: NetworkConfig, pixels: np.ndarray, repeats: int) -> dict[str, float]:
-    """Seconds per training presentation: first epoch, steady state (epochs 6-10), reference."""
+    """Seconds per training presentation, first epoch and steady state (epochs 6-10), of the
+    current kernel and of the previous one (``legacy_training``, run alternately with it), and
+    of the NumPy reference."""
     p = cfg.params
     packed = pack(p, cfg.dt)
     layout = DelayLayout.build(make_delays(cfg), cfg.dt, p.delay_max)
     rates = rates_hz(pixels).astype(np.float64)
     n_present, n_rest = steps(p.present_ms, cfg.dt), steps(p.rest_ms, cfg.dt)
 
-    def epochs(n: int) -> list[float]:
+    def epochs(n: int, kernel) -> list[float]:
         weights = initial_weights(cfg, 0)
         st = _fresh_state(cfg)
         rng = np.array([1], np.uint64)
@@ -108,7 +112,7 @@ def bench_training(cfg: NetworkConfig, pixels: np.ndarray, repeats: int) -> dict
         out = []
         for _ in range(n):
             start = time.perf_counter()
-            t0 = kernels.train_presentations(
+            t0 = kernel(
                 packed, weights, layout.tgt, layout.off, layout.slot, rates, n_present, n_rest,
                 p.weight_sum, st["v_e"], st["ge_e"], st["gi_e"], st["theta"], st["timer"],
                 st["last_e"], st["post1"], st["post2"], st["v_i"], st["ge_i"], st["last_i"],
@@ -116,10 +120,17 @@ def bench_training(cfg: NetworkConfig, pixels: np.ndarray, repeats: int) -> dict
             out.append((time.perf_counter() - start) / len(rates))
         return out
 
-    epochs(1)  # compile / load from cache
-    runs = [epochs(10) for _ in range(max(1, repeats // 2))]
-    first = float(np.median([r[0] for r in runs]))
-    steady = float(np.median([np.mean(r[5:]) for r in runs]))
+    kernels_ = {"": kernels.train_presentations, "previous_": legacy_training.train_presentations_plain}
+    runs: dict[str, list] = {name: [] for name in kernels_}
+    for kernel in kernels_.values():
+        epochs(1, kernel)  # compile / load from cache
+    for _ in range(max(1, repeats // 2)):
+        for name, kernel in kernels_.items():
+            runs[name].append(epochs(10, kernel))
+    out = {}
+    for name, r in runs.items():
+        out[f"{name}first"] = float(np.median([x[0] for x in r]))
+        out[f"{name}steady"] = float(np.median([np.mean(x[5:]) for x in r]))
 
     def reference_presentation() -> None:
         weights = initial_weights(cfg, 0)
@@ -134,7 +145,8 @@ def bench_training(cfg: NetworkConfig, pixels: np.ndarray, repeats: int) -> dict
             emissions[t, step_inputs[step_off[t]:step_off[t + 1]]] = True
         simulate_reference(p, cfg.dt, weights, layout.slot, emissions, n_rest, True, st)
 
-    return {"first": first, "steady": steady, "reference": median_time(reference_presentation, 1)}
+    out["reference"] = median_time(reference_presentation, 1)
+    return out
 
 
 def synthetic_network(cfg: NetworkConfig, n_modules: int, places_per_module: int = 25) -> ModularSNN:
@@ -236,9 +248,12 @@ def main() -> int:
           f"400 neurons per module, medians of {args.repeats} runs")
     if not args.skip_training:
         t = bench_training(cfg, pixels, args.repeats)
-        print(f"training   first epoch {1 / t['first']:7.1f} presentations/s/module   steady "
-              f"(epochs 6-10) {1 / t['steady']:7.1f}   reference {1 / t['reference']:7.3f}   "
-              f"steady/reference {t['reference'] / t['steady']:6.0f}x")
+        for name, label in (("previous_", "previous kernel"), ("", "current kernel ")):
+            print(f"training {label}  first epoch {1 / t[name + 'first']:7.1f} presentations/s/module   "
+                  f"steady (epochs 6-10) {1 / t[name + 'steady']:7.1f}   reference "
+                  f"{1 / t['reference']:7.3f}   steady/reference {t['reference'] / t[name + 'steady']:6.0f}x")
+        print(f"training current/previous: first epoch x{t['previous_first'] / t['first']:.2f}   "
+              f"steady x{t['previous_steady'] / t['steady']:.2f}")
     for m in args.modules:
         t = bench_queries(cfg, pixels, m, args.preselect, args.ensemble, args.repeats)
         base = t["previous"]

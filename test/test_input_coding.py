@@ -143,3 +143,43 @@ def test_learning_rate_schedule_changes_only_later_epochs(trained):
     # Epoch 1 runs at the full rates either way; by epoch 3 the rates have fallen to 0.
     assert np.array_equal(weights(CONFIG, 1), weights(decaying, 1))
     assert not np.array_equal(weights(CONFIG, 3), weights(decaying, 3))
+
+
+def test_learning_rate_schedules_share_their_end_points():
+    from vprsnn_ros.module_training import learning_rate_scale
+
+    for schedule in ("linear", "exponential", "step"):
+        assert learning_rate_scale(schedule, 0.1, 1, 60) == 1.0
+        assert learning_rate_scale(schedule, 0.1, 60, 60) == pytest.approx(0.1)
+        assert learning_rate_scale(schedule, 1.0, 30, 60) == 1.0  # the published constant rate
+    # Half way: the linear fall is at the middle, the exponential one lower, the step not yet down.
+    middle = 1 + (60 - 1) // 2
+    assert learning_rate_scale("exponential", 0.1, middle, 60) < learning_rate_scale("linear", 0.1, middle, 60)
+    assert learning_rate_scale("step", 0.1, 30, 60) == 1.0 and learning_rate_scale("step", 0.1, 31, 60) == 0.1
+    with pytest.raises(ConfigError, match="nu_schedule"):
+        NetworkConfig(nu_schedule="cosine").validate()
+
+
+def test_cycled_traverses_present_one_traverse_per_epoch(trained):
+    from vprsnn_ros.module_training import train_module_on_pixels
+    from vprsnn_ros.network import DelayLayout, make_delays
+
+    _, ref, _, _ = trained
+    region = np.arange(4)
+    other = 255 - ref[region]  # a second traverse that differs everywhere
+    layout = DelayLayout.build(make_delays(CONFIG), CONFIG.dt, CONFIG.params.delay_max)
+    cycle = CONFIG.with_(traverse_order="cycle")
+
+    def weights(cfg, traverses, epochs):
+        return train_module_on_pixels(cfg, layout, 0, region, traverses, epochs)[-1].weights
+
+    # One epoch of the cycle is one epoch on the first traverse alone ...
+    assert np.array_equal(weights(cycle, [ref[region], other], 1), weights(CONFIG, [ref[region]], 1))
+    # ... and with a single traverse the cycle is the published order.
+    assert np.array_equal(weights(cycle, [ref[region]], 2), weights(CONFIG, [ref[region]], 2))
+    # The second epoch presents the other traverse: two cycled epochs are the same presentations,
+    # on the same random stream, as one epoch of both traverses.
+    assert not np.array_equal(weights(cycle, [ref[region], other], 2), weights(cycle, [ref[region]], 2))
+    assert np.array_equal(weights(cycle, [ref[region], other], 2), weights(CONFIG, [ref[region], other], 1))
+    with pytest.raises(ConfigError, match="traverse_order"):
+        NetworkConfig(traverse_order="random").validate()

@@ -29,6 +29,23 @@ class ModuleResult:
     assignments: np.ndarray
 
 
+def learning_rate_scale(schedule: str, final_fraction: float, epoch: int, epochs: int) -> float:
+    """Factor on nu_pre and nu_post in ``epoch`` (1-based) of ``epochs``.
+
+    With x = (epoch - 1) / (epochs - 1) going from 0 to 1 and f = ``final_fraction``:
+    'linear' 1 + (f - 1) x; 'exponential' f ** x (the same end points, a fall that
+    slows down); 'step' 1 for the first half of the epochs, f for the second.
+    f = 1 is the published constant rate whatever the schedule.
+    """
+    if final_fraction == 1.0:
+        return 1.0
+    if schedule == "exponential":
+        return float(final_fraction ** ((epoch - 1) / max(1, epochs - 1)))
+    if schedule == "step":
+        return 1.0 if epoch <= epochs // 2 else final_fraction
+    return 1.0 + (final_fraction - 1.0) * (epoch - 1) / max(1, epochs - 1)
+
+
 def _fresh_state(config: NetworkConfig) -> dict[str, np.ndarray]:
     p, n = config.params, config.n_neurons
     return dict(
@@ -57,7 +74,9 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     """Train one module on its places; returns its state at each checkpoint and at ``epochs``.
 
     The training sequence is every place of the region in traverse 1, then in
-    traverse 2, ..., repeated every epoch (spec section 3). Each presentation is
+    traverse 2, ..., repeated every epoch (spec section 3); with
+    ``config.traverse_order == 'cycle'``, epoch e presents only traverse
+    (e - 1) mod K of the K given. Each presentation is
     350 ms of input and 150 ms of rest after one initial 500 ms rest, with the
     state carried over. Neurons are assigned from the spike counts of the last
     ``assign_presentations`` presentations before each checkpoint.
@@ -68,9 +87,14 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     state = _fresh_state(config)
     rng = np.array([kernels.stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)
     # region_pixels[k]: the region's places (in region order) in traverse k.
-    sequence = np.concatenate(region_pixels).astype(np.float64)
-    rates = np.ascontiguousarray(rates_hz(sequence), dtype=np.float64)
-    presented = np.tile(region, len(region_pixels))
+    if config.traverse_order == "cycle":
+        epoch_rates = [np.ascontiguousarray(rates_hz(np.asarray(t, np.float64)), dtype=np.float64)
+                       for t in region_pixels]
+        presented = np.asarray(region)
+    else:
+        sequence = np.concatenate(region_pixels).astype(np.float64)
+        epoch_rates = [np.ascontiguousarray(rates_hz(sequence), dtype=np.float64)]
+        presented = np.tile(region, len(region_pixels))
     n_present, n_rest = steps(p.present_ms, config.dt), steps(p.rest_ms, config.dt)
     keep = config.assign_presentations
     history = np.zeros((0, config.n_neurons), np.int32)
@@ -95,8 +119,9 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     wanted = sorted({e for e in checkpoints if 0 < e < epochs} | {epochs})
     for epoch in range(1, epochs + 1):
         if p.nu_final_fraction != 1.0:
-            scale = 1.0 + (p.nu_final_fraction - 1.0) * (epoch - 1) / max(1, epochs - 1)
+            scale = learning_rate_scale(config.nu_schedule, p.nu_final_fraction, epoch, epochs)
             packed[P_NU_PRE], packed[P_NU_POST] = p.nu_pre * scale, p.nu_post * scale
+        rates = epoch_rates[(epoch - 1) % len(epoch_rates)]
         counts = np.zeros((len(rates), config.n_neurons), np.int32)
         t0 = run(rates, n_present, n_rest, t0, counts)
         history = np.concatenate([history, counts])[-keep:]

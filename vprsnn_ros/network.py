@@ -23,6 +23,8 @@ REPEAT_STREAM = 1 << 50
 
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
+NU_SCHEDULES = ("linear", "exponential", "step")
+TRAVERSE_ORDERS = ("all", "cycle")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class NetworkConfig:
     # presentations (each from rest, on its own random stream) summed.
     query_rate_gain: float = 1.0
     query_presentations: int = 1
+    # Training schedule (issue 7, hypothesis 3b; not in the published method). How the
+    # learning rates fall to params.nu_final_fraction of their value over the epochs
+    # (NU_SCHEDULES); and which traverses an epoch presents: 'all' of them, in order
+    # (published), or 'cycle': one per epoch, in turn (augmentation across epochs when
+    # the traverses are photometric variants of one another).
+    nu_schedule: str = "linear"
+    traverse_order: str = "all"
     params: NetworkParams = field(default_factory=NetworkParams)
 
     @property
@@ -71,6 +80,9 @@ class NetworkConfig:
             (self.query_rate_gain > 0, "query_rate_gain must be > 0"),
             (isinstance(self.query_presentations, int) and self.query_presentations >= 1,
              "query_presentations must be an integer >= 1"),
+            (self.nu_schedule in NU_SCHEDULES, f"nu_schedule must be one of {', '.join(NU_SCHEDULES)}"),
+            (self.traverse_order in TRAVERSE_ORDERS,
+             f"traverse_order must be one of {', '.join(TRAVERSE_ORDERS)}"),
         ]
         for ok, message in checks:
             if not ok:
