@@ -116,9 +116,7 @@ def main() -> int:
         for label, n in (("published T sweep", len(published)), ("extended T sweep", len(sweep))):
             if label.startswith("extended") and n == len(published):
                 continue
-            # T sorted ascending within each sweep, so the index breaks ties towards less masking.
-            order = sorted(range(n), key=lambda i: sweep[i])
-            best = max(order, key=lambda i: (sweep_r1[i], -sweep[i]))
+            best = max(range(n), key=lambda i: (sweep_r1[i], -sweep[i]))  # ties: less masking
             test = sum(scores["test"][m].at(sweep[best]) for m in members)
             row = {"ensemble": name, "members": len(members), "sweep": label, "T": sweep[best],
                    "calibration": sequence_row(cal[best], L), "test": sequence_row(test, L),

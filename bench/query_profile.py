@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from numba import get_num_threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import cpu_line, images, synthetic_network  # noqa: E402
+from speed import cpu_line, images, median_time, synthetic_network  # noqa: E402
 
 from vprsnn_ros import lane_engine  # noqa: E402
 from vprsnn_ros.kernels import SHARED_STREAM, input_emissions, stream_seed  # noqa: E402
@@ -34,12 +33,7 @@ from vprsnn_ros.preprocess import rates_hz  # noqa: E402
 
 def median_ms(fn, repeats: int) -> float:
     fn()  # compile or load from the cache
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+    return 1e3 * median_time(fn, repeats)
 
 
 def main() -> int:

@@ -295,26 +295,37 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn,
     Returns the global index of the step after the last one simulated.
     """
     Wd = by_delay(W, tgt)
-    # Only the post-synaptic STDP reads delays and positions by neuron.
-    slot_t = np.ascontiguousarray(slot.T) if learn else np.zeros((0, 0), slot.dtype)
-    pos_t = delay_positions(tgt) if learn else np.zeros((0, 0), np.int32)
-    t_next = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz, n_present, n_rest, learn,
-                               v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
+    slot_t, pos_t, pre_after = learning_layout(P, tgt, slot, learn)
+    t_next = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, pre_after, rates_hz, n_present,
+                               n_rest, learn, v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
                                v_i, ge_i, last_i, last_emit, t0, rng, counts)
     if learn:
         from_delay(Wd, tgt, W)
     return t_next
 
 
+@njit(cache=True)
+def learning_layout(P, tgt, slot, learn):
+    """(slot_t, pos_t, pre_after) of :func:`simulate_by_delay`: delays and weight positions
+    by target neuron, and the pre-trace table; empty when not learning (only the
+    post-synaptic STDP reads them)."""
+    if not learn:
+        return np.zeros((0, 0), slot.dtype), np.zeros((0, 0), np.int32), np.zeros(0)
+    return (np.ascontiguousarray(slot.T), delay_positions(tgt),
+            _trace_table(-P[P_DT] / P[P_TAU_PRE]))
+
+
 @njit(cache=True, nogil=True)
-def simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz, n_present, n_rest, learn,
+def simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, pre_after, rates_hz, n_present, n_rest, learn,
                       v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
                       v_i, ge_i, last_i, last_emit, t0, rng, counts):
     """:func:`simulate` on weights laid out by delay (``Wd`` from :func:`by_delay`).
 
     ``slot_t`` (N x n_in) and ``pos_t`` (:func:`delay_positions`) hold, by target
-    neuron, each synapse's delay and its place in ``Wd``: they are read only by
-    the post-synaptic STDP (learning), and may be empty otherwise.
+    neuron, each synapse's delay and its place in ``Wd``; ``pre_after`` is
+    :func:`_trace_table` of the pre trace. All three come from
+    :func:`learning_layout`, are read only by the post-synaptic STDP (learning)
+    and may be empty otherwise.
 
     Why this layout (bench/speed.py, training rows): the arrivals of one emission
     at one delay read and write a contiguous run of weights instead of scattered
@@ -334,7 +345,6 @@ def simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz, n_present, n_res
     d_post1 = np.exp(-dt / P[P_TAU_POST1])
     d_post2 = np.exp(-dt / P[P_TAU_POST2])
     log_d_pre = -dt / P[P_TAU_PRE]
-    pre_after = _trace_table(log_d_pre) if learn else np.zeros(1)
     nu_pre = P[P_NU_PRE]
     nu_post = P[P_NU_POST]
     w_max = P[P_W_MAX]
@@ -498,10 +508,15 @@ def infer_from_rest(P, W, theta, tgt, off, slot, rates_hz, n_present, seed, quer
     Returns int32 counts (Q, M, N). Module m of query q draws its input spikes
     from the stream (seed, query_ids[q], m), or, with ``shared``, from the
     stream (seed, query_ids[q], SHARED_STREAM) that :func:`lane_engine.infer_groups` uses.
+    Each module's weights are laid out by delay once, for all its queries.
     """
     n_mod, n_in, n_exc = W.shape
     n_q = rates_hz.shape[0]
     counts = np.zeros((n_q, n_mod, n_exc), np.int32)
+    Wd = np.empty_like(W)
+    for m in prange(n_mod):
+        Wd[m] = by_delay(W[m], tgt)
+    no_slot, no_pos, no_table = learning_layout(P, tgt, slot, False)
     for job in prange(n_q * n_mod):
         q = job // n_mod
         m = job % n_mod
@@ -520,9 +535,9 @@ def infer_from_rest(P, W, theta, tgt, off, slot, rates_hz, n_present, seed, quer
         th = theta[m].copy()
         rng = np.empty(1, np.uint64)
         rng[0] = stream_seed(seed, query_ids[q], SHARED_STREAM if shared else m)
-        simulate(P, W[m], tgt, off, slot, rates_hz[q], n_present, 0, False,
-                 v_e, ge_e, gi_e, th, timer, last_e, post1, post2,
-                 v_i, ge_i, last_i, last_emit, 0, rng, counts[q, m])
+        simulate_by_delay(P, Wd[m], tgt, off, no_slot, no_pos, no_table, rates_hz[q], n_present, 0,
+                          False, v_e, ge_e, gi_e, th, timer, last_e, post1, post2,
+                          v_i, ge_i, last_i, last_emit, 0, rng, counts[q, m])
     return counts
 
 
@@ -540,8 +555,7 @@ def train_presentations(P, W, tgt, off, slot, rates_hz, n_present, n_rest, weigh
     totals = np.empty(n_exc)
     scale = np.empty(n_exc)
     Wd = by_delay(W, tgt)
-    pos_t = delay_positions(tgt)
-    slot_t = np.ascontiguousarray(slot.T)
+    slot_t, pos_t, pre_after = learning_layout(P, tgt, slot, True)
     for k in range(rates_hz.shape[0]):
         # Each neuron's total is summed over i in increasing order, as over the
         # plain layout, so the normalised weights are the same to the bit.
@@ -556,8 +570,8 @@ def train_presentations(P, W, tgt, off, slot, rates_hz, n_present, n_rest, weigh
             targets = tgt[i]
             for pos in range(n_exc):
                 Wd[i, pos] = Wd[i, pos] * scale[targets[pos]]
-        t0 = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, rates_hz[k], n_present, n_rest,
-                               True, v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
+        t0 = simulate_by_delay(P, Wd, tgt, off, slot_t, pos_t, pre_after, rates_hz[k], n_present,
+                               n_rest, True, v_e, ge_e, gi_e, theta, timer, last_e, post1, post2,
                                v_i, ge_i, last_i, last_emit, t0, rng, counts[k])
     from_delay(Wd, tgt, W)
     return t0
@@ -574,10 +588,12 @@ def infer_carry_over(P, W, theta, tgt, off, slot, rates_hz, n_present, n_rest,
     rest changes. ``counts`` is (Q, N).
     """
     th = theta.copy()
+    Wd = by_delay(W, tgt)
+    no_slot, no_pos, no_table = learning_layout(P, tgt, slot, False)
     for q in range(rates_hz.shape[0]):
-        t0 = simulate(P, W, tgt, off, slot, rates_hz[q], n_present, n_rest, False,
-                      v_e, ge_e, gi_e, th, timer, last_e, post1, post2,
-                      v_i, ge_i, last_i, last_emit, t0, rng, counts[q])
+        t0 = simulate_by_delay(P, Wd, tgt, off, no_slot, no_pos, no_table, rates_hz[q], n_present,
+                               n_rest, False, v_e, ge_e, gi_e, th, timer, last_e, post1, post2,
+                               v_i, ge_i, last_i, last_emit, t0, rng, counts[q])
     return t0
 
 
