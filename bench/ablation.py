@@ -41,15 +41,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nordland_accuracy import DATA, load  # noqa: E402
 
-from vprsnn_ros.baseline import sad_scores  # noqa: E402
-from vprsnn_ros.metrics import recall_at_n  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig  # noqa: E402
-from vprsnn_ros.preprocess import rates_hz  # noqa: E402
-from vprsnn_ros.readout import READOUTS  # noqa: E402
-from vprsnn_ros.sequence import match_sequences, seqslam_scores  # noqa: E402
-from vprsnn_ros.training import (choose_threshold_without_queries, record_reference,  # noqa: E402
-                                 train_network)
+from vprsnn_ros.eval.baseline import sad_scores  # noqa: E402
+from vprsnn_ros.eval.metrics import recall_at_n  # noqa: E402
+from vprsnn_ros.io.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig  # noqa: E402
+from vprsnn_ros.snn.readout import READOUTS  # noqa: E402
+from vprsnn_ros.snn.sequence import match_sequences, seqslam_scores  # noqa: E402
+from vprsnn_ros.train.training import choose_threshold_without_queries, record_reference, train_network  # noqa: E402
 
 # name -> NetworkConfig changes (kernel switches go here too).
 MODEL_VARIANTS = {"contiguous": {"shuffle": False}, "shuffled": {"shuffle": True}}

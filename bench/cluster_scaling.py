@@ -53,14 +53,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vprsnn_ros import dataset  # noqa: E402
-from vprsnn_ros.cluster import DaskRunner  # noqa: E402
-from vprsnn_ros.module_training import train_module_on_pixels  # noqa: E402
-from vprsnn_ros.network import DelayLayout, NetworkConfig, initial_weights, make_delays  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.runner import LocalRunner  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.tasks import activity_task  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
+from vprsnn_ros.parallel.cluster import DaskRunner  # noqa: E402
+from vprsnn_ros.parallel.runner import LocalRunner  # noqa: E402
+from vprsnn_ros.parallel.tasks import activity_task  # noqa: E402
+from vprsnn_ros.snn.module_training import train_module_on_pixels  # noqa: E402
+from vprsnn_ros.snn.network import DelayLayout, NetworkConfig, initial_weights, make_delays  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 FULL = NetworkConfig()  # 400 neurons, 25 places per module, 60 epochs
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland"

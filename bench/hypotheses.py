@@ -48,14 +48,15 @@ from ablation import r1, sad_rows, snn_rows  # noqa: E402
 from nordland_accuracy import DATA  # noqa: E402
 
 from vprsnn_ros import dataset  # noqa: E402
-from vprsnn_ros.baseline import sad_scores  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.network import ModularSNN, NetworkConfig  # noqa: E402
-from vprsnn_ros.params import NetworkParams  # noqa: E402
-from vprsnn_ros.preprocess import patch_normalise, rates_hz, to_uint8  # noqa: E402
-from vprsnn_ros.profiles import FAITHFUL  # noqa: E402
-from vprsnn_ros.sequence import match_sequences  # noqa: E402
-from vprsnn_ros.training import record_reference, train_network  # noqa: E402
+from vprsnn_ros.eval.baseline import sad_scores  # noqa: E402
+from vprsnn_ros.io.preprocess import patch_normalise, to_uint8  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.network import ModularSNN, NetworkConfig  # noqa: E402
+from vprsnn_ros.snn.params import NetworkParams  # noqa: E402
+from vprsnn_ros.snn.profiles import FAITHFUL  # noqa: E402
+from vprsnn_ros.snn.sequence import match_sequences  # noqa: E402
+from vprsnn_ros.train.training import record_reference, train_network  # noqa: E402
 
 GAMMAS = (0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0)
 

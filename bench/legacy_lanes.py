@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vprsnn_ros.kernels import SHARED_STREAM, poisson_emissions, stream_seed
-from vprsnn_ros.lane_engine import _compile_slp, _simulate_lanes
-from vprsnn_ros.params import P_DT
+from vprsnn_ros.snn.kernels.lanes import _compile_slp, _simulate_lanes
+from vprsnn_ros.snn.kernels.scalar import SHARED_STREAM, poisson_emissions, stream_seed
+from vprsnn_ros.snn.params import P_DT
 
 LANES = 8
 

@@ -11,9 +11,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vprsnn_ros.kernels import NEVER, _euler_v_exc, _euler_v_inh, _neuron_constants, input_emissions
-from vprsnn_ros.params import (P_DT, P_NU_POST, P_NU_PRE, P_TAU_POST1, P_TAU_POST2, P_TAU_PRE,
-                               P_TAU_THETA, P_THETA_PLUS, P_V_RESET_E, P_V_RESET_I, P_W_MAX)
+from vprsnn_ros.snn.kernels.scalar import NEVER, _euler_v_exc, _euler_v_inh, _neuron_constants, input_emissions
+from vprsnn_ros.snn.params import (
+    P_DT,
+    P_NU_POST,
+    P_NU_PRE,
+    P_TAU_POST1,
+    P_TAU_POST2,
+    P_TAU_PRE,
+    P_TAU_THETA,
+    P_THETA_PLUS,
+    P_V_RESET_E,
+    P_V_RESET_I,
+    P_W_MAX,
+)
 
 
 @njit(cache=True, nogil=True)

@@ -35,9 +35,9 @@ def child(places: int, k: int, repeats: int) -> dict:
     sys.path.insert(0, str(HERE))
     from speed import cpu_line, images, synthetic_network  # noqa: PLC0415
 
-    from vprsnn_ros.network import NetworkConfig  # noqa: PLC0415
-    from vprsnn_ros.preprocess import rates_hz  # noqa: PLC0415
-    from vprsnn_ros.preselect import ModuleRanker  # noqa: PLC0415
+    from vprsnn_ros.io.preprocess import rates_hz  # noqa: PLC0415
+    from vprsnn_ros.snn.network import NetworkConfig  # noqa: PLC0415
+    from vprsnn_ros.snn.preselect import ModuleRanker  # noqa: PLC0415
 
     net = synthetic_network(NetworkConfig(), places // 25)
     pixels = images(25)

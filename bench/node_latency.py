@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def random_model(out: Path, n_places: int, per_module: int = 25) -> Path:
     """A complete model of ``n_places`` places with initial (untrained) weights."""
-    from vprsnn_ros.model_io import save_module, save_network_part, network_meta
-    from vprsnn_ros.model_store import ModelStore
-    from vprsnn_ros.network import NetworkConfig, initial_weights, make_delays, make_regions
-    from vprsnn_ros.training import ModuleResult
+    from vprsnn_ros.model.network_io import network_meta, save_module, save_network_part
+    from vprsnn_ros.model.store import ModelStore
+    from vprsnn_ros.snn.network import NetworkConfig, initial_weights, make_delays, make_regions
+    from vprsnn_ros.train.training import ModuleResult
 
     cfg = NetworkConfig()
     regions = make_regions(n_places, per_module, False, 0)
@@ -71,8 +71,8 @@ def run_rate(model: Path, rate: float, seconds: float, domain: int, params: list
     from geometry_msgs.msg import PoseWithCovarianceStamped
     from rclpy.qos import qos_profile_sensor_data
 
+    from vprsnn_ros.io.synthetic import make_route
     from vprsnn_ros.nodes.image_convert import array_to_image
-    from vprsnn_ros.synthetic import make_route
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     proc = subprocess.Popen(

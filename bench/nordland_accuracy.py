@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vprsnn_ros import dataset, kernels
-from vprsnn_ros.metrics import recall_at_n
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig
-from vprsnn_ros.params import NetworkParams, pack, steps
-from vprsnn_ros.preprocess import rates_hz
-from vprsnn_ros.training import _fresh_state, train_network
+from vprsnn_ros.eval.metrics import recall_at_n
+from vprsnn_ros.io import dataset
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig
+from vprsnn_ros.snn.params import NetworkParams, pack, steps
+from vprsnn_ros.train.training import _fresh_state, train_network
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland"
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vprsnn_ros import dataset
-from vprsnn_ros.ensemble import member_dirs
-from vprsnn_ros.evaluation import query_scores
+from vprsnn_ros.eval.evaluation import query_scores
+from vprsnn_ros.eval.metrics import evaluate_scores
+from vprsnn_ros.io import dataset
 from vprsnn_ros.localizer import max_spikes_per_neuron, score_confidence
-from vprsnn_ros.metrics import evaluate_scores
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.model_store import ModelStore
-from vprsnn_ros.sequence import sequence_scores
+from vprsnn_ros.model.ensemble import member_dirs
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.sequence import sequence_scores
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland"
 

@@ -14,8 +14,8 @@ import argparse
 import cv2
 import numpy as np
 
-from vprsnn_ros.dataset import list_images, read_image
-from vprsnn_ros.preprocess import patch_normalise, preprocess, to_uint8
+from vprsnn_ros.io.dataset import list_images, read_image
+from vprsnn_ros.io.preprocess import patch_normalise, preprocess, to_uint8
 
 
 def reference_order(image: np.ndarray, size=(28, 28), patch: int = 7) -> np.ndarray:

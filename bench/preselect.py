@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import cpu_line  # noqa: E402
 
 from vprsnn_ros import dataset  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.preprocess import rates_hz  # noqa: E402
-from vprsnn_ros.preselect import ModuleRanker, calibrate_k, preselected_scores  # noqa: E402
+from vprsnn_ros.io.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.snn.preselect import ModuleRanker, calibrate_k, preselected_scores  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland"
 

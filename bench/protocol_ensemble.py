@@ -33,13 +33,13 @@ from protocol_switches import DATA, r1  # noqa: E402
 from speed import cpu_line  # noqa: E402
 
 from vprsnn_ros import dataset  # noqa: E402
-from vprsnn_ros.baseline import sad_scores  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.network import DEFAULT_T_SWEEP, ModularSNN  # noqa: E402
-from vprsnn_ros.preprocess import rates_hz  # noqa: E402
-from vprsnn_ros.preselect import ModuleRanker, effective_k  # noqa: E402
-from vprsnn_ros.sequence import match_sequences  # noqa: E402
-from vprsnn_ros.training import record_reference  # noqa: E402
+from vprsnn_ros.eval.baseline import sad_scores  # noqa: E402
+from vprsnn_ros.io.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, ModularSNN  # noqa: E402
+from vprsnn_ros.snn.preselect import ModuleRanker, effective_k  # noqa: E402
+from vprsnn_ros.snn.sequence import match_sequences  # noqa: E402
+from vprsnn_ros.train.training import record_reference  # noqa: E402
 
 MATCHERS = ("diagonal", "seqslam")
 

@@ -4,7 +4,7 @@
     NUMBA_CPU_NAME=haswell NUMBA_CACHE_DIR=/tmp/nc_avx2 python bench/query_profile.py   # AVX2 code
 
 On the synthetic trained-like network of ``bench/speed.py``, times the phases of
-the lane engine (:mod:`vprsnn_ros.lane_engine`) for one query and one group:
+the lane engine (:mod:`vprsnn_ros.snn.kernels.lanes`) for one query and one group:
 the input train, the drive (one 8-wide add per synaptic arrival, from the
 interleaved weights), and the membrane equations on the drive; then a whole
 query of every group on every thread, as ``bench/speed.py`` runs it. The
@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import cpu_line, images, median_time, synthetic_network  # noqa: E402
 
 from vprsnn_ros import lane_engine  # noqa: E402
-from vprsnn_ros.kernels import SHARED_STREAM, input_emissions, stream_seed  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.params import pack, steps  # noqa: E402
-from vprsnn_ros.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.io.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.snn.kernels.scalar import SHARED_STREAM, input_emissions, stream_seed  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.snn.params import pack, steps  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:

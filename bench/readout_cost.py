@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from vprsnn_ros.network import hyperactive_mask, place_scores
-from vprsnn_ros.readout import ReferenceStats
+from vprsnn_ros.snn.network import hyperactive_mask, place_scores
+from vprsnn_ros.snn.readout import ReferenceStats
 
 M, N, P, PER = 132, 400, 3300, 25
 

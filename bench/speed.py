@@ -18,7 +18,7 @@ AVX-512 on an AVX-512 machine), then medians over ``--repeats`` runs of:
   K modules (ranking included); and a ``--ensemble`` E-member ensemble with
   pre-selection, in one pass. Ratios are against the previous engine. For K
   below ``module_engine.MAX_MODULES`` the pre-selected modules run one per job
-  (:mod:`vprsnn_ros.module_engine`); the "lane groups" rows run the same
+  (:mod:`vprsnn_ros.snn.kernels.modules`); the "lane groups" rows run the same
   modules in lane groups of 8, as before the module engine.
 
 Weights are the seeded initial weights normalised as in training and theta is
@@ -45,15 +45,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import legacy_lanes  # noqa: E402
 import legacy_training  # noqa: E402
 
-from vprsnn_ros import dataset, kernels, module_engine  # noqa: E402
-from vprsnn_ros.network import (DelayLayout, ModularSNN, NetworkConfig, initial_weights,  # noqa: E402
-                                lane_spike_counts, make_delays)
-from vprsnn_ros.params import pack, steps  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch, rates_hz  # noqa: E402
-from vprsnn_ros.preselect import ModuleRanker  # noqa: E402
-from vprsnn_ros.reference import simulate_reference  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.training import _fresh_state  # noqa: E402
+from vprsnn_ros import module_engine  # noqa: E402
+from vprsnn_ros.io import dataset
+from vprsnn_ros.io.preprocess import preprocess_batch, rates_hz  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import (  # noqa: E402
+    DelayLayout,
+    ModularSNN,
+    NetworkConfig,
+    initial_weights,
+    lane_spike_counts,
+    make_delays,
+)
+from vprsnn_ros.snn.params import pack, steps  # noqa: E402
+from vprsnn_ros.snn.preselect import ModuleRanker  # noqa: E402
+from vprsnn_ros.snn.reference import simulate_reference  # noqa: E402
+from vprsnn_ros.train.training import _fresh_state  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nordland"
 

@@ -32,10 +32,10 @@ import legacy_training  # noqa: E402
 from speed import cpu_line, images  # noqa: E402
 
 from vprsnn_ros import kernels  # noqa: E402
-from vprsnn_ros.network import DelayLayout, NetworkConfig, initial_weights, make_delays  # noqa: E402
-from vprsnn_ros.params import pack, steps  # noqa: E402
-from vprsnn_ros.preprocess import rates_hz  # noqa: E402
-from vprsnn_ros.training import _fresh_state  # noqa: E402
+from vprsnn_ros.io.preprocess import rates_hz  # noqa: E402
+from vprsnn_ros.snn.network import DelayLayout, NetworkConfig, initial_weights, make_delays  # noqa: E402
+from vprsnn_ros.snn.params import pack, steps  # noqa: E402
+from vprsnn_ros.train.training import _fresh_state  # noqa: E402
 
 
 def main() -> int:

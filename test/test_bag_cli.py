@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.synthetic import write_route
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.model.network_io import load_network
 
 TRAIN = ["--neurons", "20", "--places-per-module", "5", "--epochs", "3", "--workers", "1"]
 

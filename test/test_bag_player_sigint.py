@@ -14,8 +14,8 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip install
 
 from rclpy.context import Context  # noqa: E402
 
-from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.synthetic import write_route  # noqa: E402
+from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
+from vprsnn_ros.io.synthetic import write_route  # noqa: E402
 
 pytestmark = pytest.mark.ros
 DOMAIN = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 12

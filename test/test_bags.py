@@ -1,4 +1,4 @@
-"""Rosbag I/O (vprsnn_ros.bags) on small synthetic bags written in tmp_path."""
+"""Rosbag I/O (vprsnn_ros.io.bags) on small synthetic bags written in tmp_path."""
 
 from __future__ import annotations
 
@@ -10,22 +10,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Writer1
-from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
+from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 
-from vprsnn_ros.bags import (
-    BagFrames,
+from vprsnn_ros.errors import ConfigError, DataError
+from vprsnn_ros.io.bags import (
     EARTH_RADIUS_M,
+    BagFrames,
     bag_info,
     image_topics,
     is_bag,
     read_bag_frames,
     write_bag_from_folder,
 )
-from vprsnn_ros.errors import ConfigError, DataError
 
 NS = 1_000_000_000
 START = 1_700_000_000_123_456_789
@@ -492,7 +492,7 @@ def test_write_options_are_checked(tmp_path):
 
 
 def test_module_does_not_import_rclpy():
-    code = "import sys, vprsnn_ros.bags; assert 'rclpy' not in sys.modules, 'rclpy imported'"
+    code = "import sys, vprsnn_ros.io.bags; assert 'rclpy' not in sys.modules, 'rclpy imported'"
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

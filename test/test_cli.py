@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vprsnn_ros.synthetic import write_route
+from vprsnn_ros.io.synthetic import write_route
 
 N_PLACES = 12
 TINY = ["--neurons", "20", "--places-per-module", "6", "--epochs", "3"]

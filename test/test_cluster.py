@@ -22,13 +22,13 @@ distributed = pytest.importorskip("distributed", reason="dask.distributed is not
                                                         "(pip install -e '.[cluster]')")
 
 from vprsnn_ros.cli import main  # noqa: E402
-from vprsnn_ros.cluster import DaskRunner  # noqa: E402
-from vprsnn_ros.model_store import ModelStore  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.sources import load_traverse  # noqa: E402
-from vprsnn_ros.synthetic import write_route  # noqa: E402
-from vprsnn_ros.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.io.sources import load_traverse  # noqa: E402
+from vprsnn_ros.io.synthetic import write_route  # noqa: E402
+from vprsnn_ros.model.store import ModelStore  # noqa: E402
+from vprsnn_ros.parallel.cluster import DaskRunner  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 N_PLACES = 32
 N_CAL = 8

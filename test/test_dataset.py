@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vprsnn_ros.dataset import (
+from vprsnn_ros.errors import DataError
+from vprsnn_ros.io.dataset import (
     IMAGE_EXTENSIONS,
     PlaceList,
     check_correspondence,
@@ -20,8 +21,7 @@ from vprsnn_ros.dataset import (
     read_ground_truth_csv,
     read_image,
 )
-from vprsnn_ros.errors import DataError
-from vprsnn_ros.preprocess import preprocess
+from vprsnn_ros.io.preprocess import preprocess
 
 NORDLAND = Path(__file__).resolve().parents[2] / "shared/data/nordland"
 

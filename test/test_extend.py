@@ -13,16 +13,16 @@ import pytest
 import yaml
 
 from vprsnn_ros.cli import main
-from vprsnn_ros.evaluation import evaluate
-from vprsnn_ros.ensemble import load_model
-from vprsnn_ros.extend import STAGE_FILE, extend_model, extension_regions
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.io.synthetic import write_route
 from vprsnn_ros.localizer import Localizer
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.model_store import ModelStore
-from vprsnn_ros.network import NetworkConfig
-from vprsnn_ros.sources import load_traverse
-from vprsnn_ros.synthetic import write_route
-from vprsnn_ros.training import train_network
+from vprsnn_ros.model.ensemble import load_model
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.extend import STAGE_FILE, extend_model, extension_regions
+from vprsnn_ros.train.training import train_network
 
 N_OLD, N_NEW, N_CAL = 16, 8, 4
 CONFIG = NetworkConfig(n_neurons=30, places_per_module=4, epochs=3, seed=2)
@@ -269,14 +269,15 @@ def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tm
 
     import yaml
 
-    from vprsnn_ros.profiles import TUNED
+    from vprsnn_ros.snn.profiles import TUNED
     copy = tmp_path / "tuned_copy"
     shutil.copytree(old_model, copy)
     meta = yaml.safe_load((copy / "model.yaml").read_text())
     meta["profile"] = TUNED.to_dict()
     (copy / "model.yaml").write_text(yaml.safe_dump(meta))
     assert main(["info", str(copy)]) == 0
-    assert "profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular)" in capsys.readouterr().out
+    assert ("profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular)"
+            in capsys.readouterr().out)
     before = snapshot(copy)
     assert main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"]) == 2
     err = capsys.readouterr().err

@@ -16,11 +16,11 @@ from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from vprsnn_ros.extend import extend_model  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.train.extend import extend_model  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 DOMAIN = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 25
 CONFIG = NetworkConfig(n_neurons=20, places_per_module=4, epochs=2)

@@ -17,17 +17,16 @@ import cv2
 import numpy as np
 import pytest
 
-from vprsnn_ros.dataset import (ImageSizeWarning, check_correspondence, list_images, read_image,
-                                read_places)
-from vprsnn_ros.debug_view import THUMB_SIZE, make_thumbnail
 from vprsnn_ros.errors import DataError, ModelError
-from vprsnn_ros.model_io import load_thumbnails
-from vprsnn_ros.model_store import ModelStore
-from vprsnn_ros.network import NetworkConfig
-from vprsnn_ros.preprocess import preprocess_batch
-from vprsnn_ros.sources import load_traverse
-from vprsnn_ros.synthetic import write_route
-from vprsnn_ros.training import train_network
+from vprsnn_ros.io.dataset import ImageSizeWarning, check_correspondence, list_images, read_image, read_places
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.io.thumbnails import THUMB_SIZE, make_thumbnail
+from vprsnn_ros.model.network_io import load_thumbnails
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.training import train_network
 
 TIMEOUT = 180
 ERROR_PREFIX = "vprsnn: error:"
@@ -228,7 +227,7 @@ def test_mixed_sizes_warning_is_one_plain_line_and_the_command_succeeds(tmp_path
 
 
 def test_bag_traverses_carry_thumbnails_too(tmp_path):
-    from vprsnn_ros.bags import write_bag_from_folder
+    from vprsnn_ros.io.bags import write_bag_from_folder
 
     folder = jpeg_folder(tmp_path / "frames", count=3)
     bag = write_bag_from_folder(folder, tmp_path / "bag", rate_hz=10.0)

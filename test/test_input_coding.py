@@ -12,15 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vprsnn_ros import kernels
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.model_store import ModelStore
-from vprsnn_ros.network import REPEAT_STREAM, NetworkConfig
-from vprsnn_ros.preprocess import preprocess_batch, rates_hz
-from vprsnn_ros.profiles import FAITHFUL, Profile
-from vprsnn_ros.synthetic import make_route
-from vprsnn_ros.training import train_network
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import REPEAT_STREAM, NetworkConfig
+from vprsnn_ros.snn.profiles import FAITHFUL, Profile
+from vprsnn_ros.train.training import train_network
 
 CONFIG = NetworkConfig(n_neurons=20, places_per_module=4, epochs=2, assign_presentations=8)
 
@@ -128,9 +129,9 @@ def test_bad_switch_values_are_config_errors():
 
 
 def test_learning_rate_schedule_changes_only_later_epochs(trained):
-    from vprsnn_ros.network import DelayLayout, make_delays
-    from vprsnn_ros.params import NetworkParams
-    from vprsnn_ros.module_training import train_module_on_pixels
+    from vprsnn_ros.snn.module_training import train_module_on_pixels
+    from vprsnn_ros.snn.network import DelayLayout, make_delays
+    from vprsnn_ros.snn.params import NetworkParams
 
     _, ref, _, _ = trained
     region = np.arange(4)
@@ -146,7 +147,7 @@ def test_learning_rate_schedule_changes_only_later_epochs(trained):
 
 
 def test_learning_rate_schedules_share_their_end_points():
-    from vprsnn_ros.module_training import learning_rate_scale
+    from vprsnn_ros.snn.module_training import learning_rate_scale
 
     for schedule in ("linear", "exponential", "step"):
         assert learning_rate_scale(schedule, 0.1, 1, 60) == 1.0
@@ -161,8 +162,8 @@ def test_learning_rate_schedules_share_their_end_points():
 
 
 def test_cycled_traverses_present_one_traverse_per_epoch(trained):
-    from vprsnn_ros.module_training import train_module_on_pixels
-    from vprsnn_ros.network import DelayLayout, make_delays
+    from vprsnn_ros.snn.module_training import train_module_on_pixels
+    from vprsnn_ros.snn.network import DelayLayout, make_delays
 
     _, ref, _, _ = trained
     region = np.arange(4)

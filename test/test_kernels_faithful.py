@@ -17,12 +17,20 @@ import math
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels, lane_engine
-from vprsnn_ros.network import (DelayLayout, NetworkConfig, assign_neurons, hyperactive_mask,
-                                initial_weights, make_delays, place_scores)
-from vprsnn_ros.params import NetworkParams, pack, steps
-from vprsnn_ros.preprocess import rates_hz
-from vprsnn_ros.training import _fresh_state, train_module
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.kernels import lanes as lane_engine
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import (
+    DelayLayout,
+    NetworkConfig,
+    assign_neurons,
+    hyperactive_mask,
+    initial_weights,
+    make_delays,
+    place_scores,
+)
+from vprsnn_ros.snn.params import NetworkParams, pack, steps
+from vprsnn_ros.train.training import _fresh_state, train_module
 
 PRM = NetworkParams()
 NEVER = kernels.NEVER

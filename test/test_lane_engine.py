@@ -12,13 +12,21 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels, lane_engine, module_engine
 from vprsnn_ros.localizer import Localizer
-from vprsnn_ros.network import (DelayLayout, ModularSNN, NetworkConfig, initial_weights,
-                                lane_spike_counts, make_delays)
-from vprsnn_ros.params import pack, steps
-from vprsnn_ros.preprocess import rates_hz
-from vprsnn_ros.preselect import ModuleRanker, place_templates
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.kernels import lanes as lane_engine
+from vprsnn_ros.snn.kernels import modules as module_engine
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import (
+    DelayLayout,
+    ModularSNN,
+    NetworkConfig,
+    initial_weights,
+    lane_spike_counts,
+    make_delays,
+)
+from vprsnn_ros.snn.params import pack, steps
+from vprsnn_ros.snn.preselect import ModuleRanker, place_templates
 
 # 37 neurons: not a multiple of the 16-neuron gather block; 11 modules: a padded second group.
 CFG = NetworkConfig(n_neurons=37, places_per_module=2, epochs=1, assign_presentations=2)

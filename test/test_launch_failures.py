@@ -25,8 +25,8 @@ except ament_index.PackageNotFoundError:
     pytest.skip("vprsnn_ros is not installed the ROS way (colcon build; source install/setup.bash)",
                 allow_module_level=True)
 
-from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.synthetic import write_route  # noqa: E402
+from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
+from vprsnn_ros.io.synthetic import write_route  # noqa: E402
 
 DOMAIN = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 13
 RUN_LAUNCH = """
@@ -70,7 +70,7 @@ def test_evaluate_launch_with_a_missing_model_stops_and_says_why(tmp_path):
     assert "no model at" in failed[0] and "exit code 2" in failed[0], failed[0]
     assert "shutting the launch down" in failed[0]
     # The player stopped by the shutdown exits cleanly.
-    assert "process has died" not in "\n".join(l for l in out.splitlines() if "bag_player" in l), out
+    assert "process has died" not in "\n".join(line for line in out.splitlines() if "bag_player" in line), out
 
 
 def test_localize_launch_with_a_missing_model_stops_and_says_why(tmp_path):

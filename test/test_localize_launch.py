@@ -31,8 +31,7 @@ except ament_index.PackageNotFoundError:
                 "build it with colcon and `source install/setup.bash` (README, ROS 2 workspace)",
                 allow_module_level=True)
 
-import launch  # noqa: E402
-import launch_testing.actions  # noqa: E402
+import launch_testing.actions  # noqa: E402, F811
 import launch_testing.asserts  # noqa: E402
 import launch_testing.markers  # noqa: E402
 import rclpy  # noqa: E402
@@ -43,10 +42,11 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Int32  # noqa: E402
 
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+import launch  # noqa: E402
+from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 N_PLACES = 8
 TOPIC = "/launch_test/image"

@@ -40,11 +40,11 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32, Int32  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
 from vprsnn_ros.localizer import Localizer  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -804,7 +804,7 @@ def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, clien
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
-from vprsnn_ros.debug_view import BANNER, THUMB_SIZE, make_thumbnail, make_thumbnails, thumbnail_panel  # noqa: E402
+from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnail, make_thumbnails, thumbnail_panel  # noqa: E402
 
 QUIET_WINDOW = 3.0  # seconds in which an inactive node must publish nothing
 

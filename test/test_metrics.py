@@ -11,9 +11,9 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from vprsnn_ros import plots
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.metrics import (
+from vprsnn_ros.eval import plots
+from vprsnn_ros.eval.metrics import (
     RECALL_NS,
     best_matches,
     distance_confidence,

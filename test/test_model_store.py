@@ -1,4 +1,4 @@
-"""Tests of vprsnn_ros.atomic and vprsnn_ros.model_store (no ROS needed)."""
+"""Tests of vprsnn_ros.atomic and vprsnn_ros.model.store (no ROS needed)."""
 
 import hashlib
 import os
@@ -16,11 +16,9 @@ if _ROOT not in sys.path:
 
 import vprsnn_ros  # noqa: E402
 from vprsnn_ros import atomic  # noqa: E402
-from vprsnn_ros.atomic import (  # noqa: E402
-    atomic_save_npz, atomic_write_bytes, atomic_write_text, sha256_file)
+from vprsnn_ros.atomic import atomic_save_npz, atomic_write_bytes, atomic_write_text, sha256_file  # noqa: E402
 from vprsnn_ros.errors import ModelError, VprsnnError  # noqa: E402
-from vprsnn_ros.model_store import (  # noqa: E402
-    FORMAT_VERSION, MANIFEST, ModelStore, open_complete, to_plain)
+from vprsnn_ros.model.store import FORMAT_VERSION, MANIFEST, ModelStore, open_complete, to_plain  # noqa: E402
 
 CONFIG = {"image_size": [28, 28], "n_neurons": 16, "epochs": 4, "threshold": 0.5, "seed": 0}
 META = {"config": CONFIG, "places": [{"id": 0, "name": "gate"}, {"id": 1, "name": "lab"}]}
@@ -635,5 +633,5 @@ def test_open_complete(model):
 
 
 def test_store_does_not_use_ros():
-    src = Path(atomic.__file__).read_text() + Path(sys.modules["vprsnn_ros.model_store"].__file__).read_text()
+    src = Path(atomic.__file__).read_text() + Path(sys.modules["vprsnn_ros.model.store"].__file__).read_text()
     assert "rclpy" not in src

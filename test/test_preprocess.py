@@ -10,13 +10,8 @@ import numpy as np
 import pytest
 
 from vprsnn_ros.errors import ConfigError, DataError
-from vprsnn_ros.preprocess import (
-    patch_normalise,
-    preprocess,
-    preprocess_batch,
-    rates_hz,
-    to_uint8,
-)
+from vprsnn_ros.io.preprocess import patch_normalise, preprocess, preprocess_batch, to_uint8
+from vprsnn_ros.snn.coding import rates_hz
 
 NORDLAND = Path(__file__).resolve().parents[2] / "shared/data/nordland"
 

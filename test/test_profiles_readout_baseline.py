@@ -11,21 +11,22 @@ import numpy as np
 import pytest
 import yaml
 
-from vprsnn_ros import baseline
-from vprsnn_ros.baseline import baseline_report, sad_scores
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.evaluation import evaluate
+from vprsnn_ros.eval import baseline
+from vprsnn_ros.eval.baseline import baseline_report, sad_scores
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.eval.metrics import evaluate_scores, recall_at_n
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route
 from vprsnn_ros.localizer import Localizer
-from vprsnn_ros.metrics import evaluate_scores, recall_at_n
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.model_store import ModelStore
-from vprsnn_ros.network import NetworkConfig, place_scores
-from vprsnn_ros.preprocess import preprocess_batch, rates_hz
-from vprsnn_ros.profiles import FAITHFUL, TUNED, Profile, get_profile
-from vprsnn_ros.readout import ReferenceStats, bounded_confidence, same_place_pairs, zscore_merge
-from vprsnn_ros.sequence import match_sequences
-from vprsnn_ros.synthetic import make_route
-from vprsnn_ros.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.network import NetworkConfig, place_scores
+from vprsnn_ros.snn.profiles import FAITHFUL, TUNED, Profile, get_profile
+from vprsnn_ros.snn.readout import ReferenceStats, bounded_confidence, same_place_pairs, zscore_merge
+from vprsnn_ros.snn.sequence import match_sequences
+from vprsnn_ros.train.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
 READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0)
 
@@ -292,7 +293,7 @@ def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_
     import subprocess
     import sys
 
-    from vprsnn_ros.synthetic import write_route
+    from vprsnn_ros.io.synthetic import write_route
 
     ref_dir, query_dir = write_route(tmp_path / "route", 8, seed=1)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels
-from vprsnn_ros.network import DelayLayout
-from vprsnn_ros.params import NetworkParams, pack, steps
-from vprsnn_ros.reference import simulate_reference
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import DelayLayout
+from vprsnn_ros.snn.params import NetworkParams, pack, steps
+from vprsnn_ros.snn.reference import simulate_reference
 
 
 def _state(n, n_in, depth, p):

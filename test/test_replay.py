@@ -10,14 +10,14 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
 
-from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.evaluation import evaluate  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.replay import replay_evaluate  # noqa: E402
-from vprsnn_ros.sources import load_traverse  # noqa: E402
-from vprsnn_ros.synthetic import write_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.eval.evaluation import evaluate  # noqa: E402
+from vprsnn_ros.eval.replay import replay_evaluate  # noqa: E402
+from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
+from vprsnn_ros.io.sources import load_traverse  # noqa: E402
+from vprsnn_ros.io.synthetic import write_route  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 N = 12
 

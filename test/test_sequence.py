@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.sequence import OnlineSequenceMatcher, sequence_scores
+from vprsnn_ros.snn.sequence import OnlineSequenceMatcher, sequence_scores
 
 
 def brute_force(S, L):

@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.sequence import (DEFAULT_VELOCITIES, OnlineSeqSlamMatcher, OnlineSequenceMatcher,
-                                 local_contrast, match_sequences, online_matcher, seqslam_scores,
-                                 sequence_scores, velocity_offsets)
+from vprsnn_ros.snn.sequence import (
+    DEFAULT_VELOCITIES,
+    OnlineSeqSlamMatcher,
+    OnlineSequenceMatcher,
+    local_contrast,
+    match_sequences,
+    online_matcher,
+    seqslam_scores,
+    sequence_scores,
+    velocity_offsets,
+)
 
 
 def slow_contrast(S, r):

@@ -14,14 +14,14 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
 from std_msgs.msg import Float32  # noqa: E402
 
-from vprsnn_ros.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.model_io import load_network  # noqa: E402
-from vprsnn_ros.model_store import ModelStore  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
-from vprsnn_ros.sources import load_traverse  # noqa: E402
-from vprsnn_ros.synthetic import write_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
+from vprsnn_ros.io.sources import load_traverse  # noqa: E402
+from vprsnn_ros.io.synthetic import write_route  # noqa: E402
+from vprsnn_ros.model.network_io import load_network  # noqa: E402
+from vprsnn_ros.model.store import ModelStore  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 DOMAIN = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "50")) + 7
 

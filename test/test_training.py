@@ -7,17 +7,18 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vprsnn_ros import kernels
 from vprsnn_ros.errors import ConfigError, ModelError
-from vprsnn_ros.evaluation import evaluate
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.eval.metrics import recall_at_n
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route
 from vprsnn_ros.localizer import Localizer, max_spikes_per_neuron
-from vprsnn_ros.metrics import recall_at_n
-from vprsnn_ros.model_io import load_network
-from vprsnn_ros.network import NetworkConfig, make_regions
-from vprsnn_ros.preprocess import preprocess_batch, rates_hz
-from vprsnn_ros.profiles import FAITHFUL
-from vprsnn_ros.synthetic import make_route
-from vprsnn_ros.training import train_network
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.network import NetworkConfig, make_regions
+from vprsnn_ros.snn.profiles import FAITHFUL
+from vprsnn_ros.train.training import train_network
 
 N_PLACES = 16
 CONFIG = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)
@@ -116,7 +117,7 @@ def test_calibration_sweeps_threshold_and_epochs(route, tmp_path):
                         t_sweep=(0, 2, 4), workers=2,
                         profile=FAITHFUL.with_(name="preselect", preselect=True))
     meta = load_network(tmp_path / "cal")
-    from vprsnn_ros.model_store import ModelStore
+    from vprsnn_ros.model.store import ModelStore
     cal = ModelStore.open(tmp_path / "cal").meta["calibration"]
     assert {(r["epochs"], r["threshold"]) for r in cal["table"]} == {
         (e, t) for e in (2, 4) for t in (0, 2, 4)}
@@ -143,7 +144,7 @@ def test_lane_engine_matches_scalar_kernel_on_the_same_input(trained, route):
     _, _, _, _, query_pixels = route
     rates = rates_hz(query_pixels[:5]).astype(np.float64)
     cfg = net.config
-    from vprsnn_ros.params import pack, steps
+    from vprsnn_ros.snn.params import pack, steps
     # 4 modules in one lane group of 8: padding lanes must be dropped.
     theta = net.theta - 3.0  # livelier network, so that the comparison sees many spikes
     scalar = kernels.infer_from_rest(pack(cfg.params, cfg.dt), net.weights, theta, net.layout.tgt,

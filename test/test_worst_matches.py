@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
 
-from vprsnn_ros.debug_view import BANNER, THUMB_SIZE, make_thumbnails, thumbnail_panel  # noqa: E402
-from vprsnn_ros.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnails, thumbnail_panel  # noqa: E402
+from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
+from vprsnn_ros.io.synthetic import make_route  # noqa: E402
 from vprsnn_ros.nodes.evaluator import write_worst_matches  # noqa: E402
-from vprsnn_ros.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.synthetic import make_route  # noqa: E402
-from vprsnn_ros.training import train_network  # noqa: E402
+from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
+from vprsnn_ros.train.training import train_network  # noqa: E402
 
 N = 6
 

@@ -12,9 +12,8 @@ import time
 import warnings
 from pathlib import Path
 
-
-from . import __version__
-from .errors import ConfigError, DataError, ModelError, VprsnnError
+from vprsnn_ros import __version__
+from vprsnn_ros.errors import ConfigError, DataError, ModelError, VprsnnError
 
 
 def _progress_bar(desc: str, unit: str = "presentation"):
@@ -66,7 +65,7 @@ def _cluster_runner(args: argparse.Namespace):
         return _NoRunner()
     if args.cluster_timeout <= 0:
         raise ConfigError("--cluster-timeout must be > 0")
-    from .runner import open_runner
+    from vprsnn_ros.parallel.runner import open_runner
 
     return open_runner(args.cluster, timeout=args.cluster_timeout)
 
@@ -91,7 +90,7 @@ def _add_place_options(p: argparse.ArgumentParser) -> None:
 
 def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch: int, desc: str):
     """Places of an image folder or a bag, preprocessed."""
-    from .sources import load_traverse
+    from vprsnn_ros.io.sources import load_traverse
 
     return load_traverse(source, size, patch, list_csv=args.list, exclude_csv=args.exclude,
                          every=args.every, every_seconds=args.every_seconds,
@@ -104,9 +103,9 @@ def _traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patc
 # --------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .ensemble import write_ensemble_manifest
-    from .network import NetworkConfig
-    from .profiles import get_profile
+    from vprsnn_ros.model.ensemble import write_ensemble_manifest
+    from vprsnn_ros.snn.network import NetworkConfig
+    from vprsnn_ros.snn.profiles import get_profile
 
     get_profile(args.profile)  # a wrong name fails before anything is read
     if args.ensemble < 1:
@@ -150,8 +149,8 @@ def _read_and_train(args: argparse.Namespace, config, checkpoints: list[int], ru
         cal_query = cal.pixels[: args.calibration_places]
     if args.calibration_places >= len(traverses[0]):
         raise ConfigError(f"--calibration-places must be smaller than the {len(traverses[0])} places")
-    from .profiles import get_profile
-    from .training import train_network
+    from vprsnn_ros.snn.profiles import get_profile
+    from vprsnn_ros.train.training import train_network
 
     profile = get_profile(args.profile)
     out = Path(args.out)
@@ -175,7 +174,7 @@ def _read_and_train(args: argparse.Namespace, config, checkpoints: list[int], ru
 
 def _print_threshold_choice(model_dir: Path, threshold: int, profile: str) -> None:
     """Say which T the model will run with and why: a model must not run unmasked silently."""
-    from .model_store import ModelStore
+    from vprsnn_ros.model.store import ModelStore
 
     choice = ModelStore.open(model_dir).meta.get("threshold_choice", {})
     print(f"profile {profile}: hyperactivity threshold T = {threshold} "
@@ -187,7 +186,7 @@ def _print_threshold_choice(model_dir: Path, threshold: int, profile: str) -> No
 
 def _print_preselect_choice(model_dir: Path) -> None:
     """Say how many modules the SNN will run per query, and why."""
-    from .model_store import ModelStore
+    from vprsnn_ros.model.store import ModelStore
 
     meta = ModelStore.open(model_dir).meta
     k = int(meta.get("preselect_k", 0))
@@ -203,7 +202,7 @@ def _print_preselect_choice(model_dir: Path) -> None:
 # --------------------------------------------------------------------------
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .ensemble import load_model
+    from vprsnn_ros.model.ensemble import load_model
 
     if args.sequence_length < 1:
         raise ConfigError("--sequence-length must be >= 1")
@@ -222,8 +221,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_on(args: argparse.Namespace, members, runner) -> int:
-    from .dataset import check_correspondence, read_ground_truth_csv
-    from .evaluation import evaluate, format_report, write_report
+    from vprsnn_ros.eval.evaluation import evaluate, format_report, write_report
+    from vprsnn_ros.io.dataset import check_correspondence, read_ground_truth_csv
 
     cfg = members[0].config
     queries = _traverse(args.query, args, cfg.image_size, cfg.patch, "query images")
@@ -240,7 +239,7 @@ def _evaluate_on(args: argparse.Namespace, members, runner) -> int:
     if runner is not None:
         from functools import partial
 
-        from .cluster import cluster_query_scores
+        from vprsnn_ros.parallel.cluster import cluster_query_scores
         scorer = partial(cluster_query_scores, runner)
     report, S, gt_local = evaluate(members, pixels, gt, split=args.split, tolerance=args.tolerance,
                                    sequence_length=args.sequence_length, threshold=args.threshold,
@@ -266,10 +265,10 @@ _EXTEND_CHECKS = {"width": "image_width", "height": "image_height", "patch": "pa
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
-    from .ensemble import member_dirs
-    from .extend import extend_model
-    from .model_store import ModelStore
-    from .network import NetworkConfig
+    from vprsnn_ros.model.ensemble import member_dirs
+    from vprsnn_ros.model.store import ModelStore
+    from vprsnn_ros.snn.network import NetworkConfig
+    from vprsnn_ros.train.extend import extend_model
 
     if args.workers < 1:
         raise ConfigError("--workers must be >= 1")
@@ -298,7 +297,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .model_info import describe_model
+    from vprsnn_ros.model.info import describe_model
 
     print("\n".join(describe_model(args.model)))
     return 0
@@ -309,7 +308,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def cmd_replay_eval(args: argparse.Namespace) -> int:
-    from .replay import replay_evaluate
+    from vprsnn_ros.eval.replay import replay_evaluate
 
     if args.rate_factor <= 0:
         raise ConfigError("--rate-factor must be > 0")
@@ -341,7 +340,7 @@ def cmd_replay_eval(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def cmd_bag_from_folder(args: argparse.Namespace) -> int:
-    from .bags import write_bag_from_folder
+    from vprsnn_ros.io.bags import write_bag_from_folder
 
     out = write_bag_from_folder(args.folder, args.out, topic=args.topic, rate_hz=args.rate,
                                 storage=args.storage, compressed=args.compressed, frame_id=args.frame_id)
@@ -350,7 +349,7 @@ def cmd_bag_from_folder(args: argparse.Namespace) -> int:
 
 
 def cmd_bag_info(args: argparse.Namespace) -> int:
-    from .bags import bag_info
+    from vprsnn_ros.io.bags import bag_info
 
     print(f"{'topic':40s} {'type':34s} {'count':>8s} {'rate Hz':>9s}")
     for t in bag_info(args.bag):
@@ -367,8 +366,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic route -> bags -> train from the reference bag -> replay the query bag through the node."""
     import importlib.util
 
-    from .bags import write_bag_from_folder
-    from .synthetic import write_route
+    from vprsnn_ros.io.bags import write_bag_from_folder
+    from vprsnn_ros.io.synthetic import write_route
 
     work = Path(args.work)
     ref_dir, query_dir = write_route(work / "route", args.places, seed=args.seed)
@@ -397,9 +396,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from .profiles import DEFAULT_PROFILE, PROFILES
-    from .readout import READOUTS
-    from .sequence import SEQUENCE_MATCHERS
+    from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, PROFILES
+    from vprsnn_ros.snn.readout import READOUTS
+    from vprsnn_ros.snn.sequence import SEQUENCE_MATCHERS
 
     parser = argparse.ArgumentParser(prog="vprsnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"vprsnn_ros {__version__}")

@@ -21,7 +21,7 @@ their PR curves and PR-AUC are identical. Margin-based alternatives
 
 With the ``zscore`` readout or the ``seqslam`` matcher scores have no upper
 bound, and the confidence is ``1 / (1 + exp(-s1 / (L * K)))`` instead
-(:func:`~vprsnn_ros.readout.bounded_confidence`): also increasing in ``s1``.
+(:func:`~vprsnn_ros.snn.readout.bounded_confidence`): also increasing in ``s1``.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from typing import Sequence
 
 import numpy as np
 
-from .ensemble import load_model
-from .errors import ConfigError
-from .network import ModularSNN, lane_spike_counts
-from .preprocess import preprocess, rates_hz
-from .preselect import ModuleRanker, effective_k
-from .readout import bounded_confidence, check_readout
-from .sequence import online_matcher
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.io.preprocess import preprocess
+from vprsnn_ros.model.ensemble import load_model
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.network import ModularSNN, lane_spike_counts
+from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
+from vprsnn_ros.snn.readout import bounded_confidence, check_readout
+from vprsnn_ros.snn.sequence import online_matcher
 
 
 def max_spikes_per_neuron(config) -> int:

@@ -25,10 +25,10 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
-from ..bags import read_bag_frames
-from ..errors import ConfigError
-from .image_convert import array_to_image
-from .job import run_job
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.io.bags import read_bag_frames
+from vprsnn_ros.nodes.image_convert import array_to_image
+from vprsnn_ros.nodes.job import run_job
 
 
 def encoding_of(image: np.ndarray) -> str:

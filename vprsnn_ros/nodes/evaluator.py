@@ -29,19 +29,19 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Int32
 
-from ..atomic import atomic_write_bytes, atomic_write_text
-from ..bags import read_bag_frames
-from ..debug_view import match_view, matches_strip
-from ..ensemble import member_dirs
-from ..errors import ConfigError
-from ..evaluation import replay_extras, report_confidence
-from ..localizer import max_spikes_per_neuron, score_confidence
-from ..metrics import evaluate_scores, pr_curves
-from ..model_io import load_thumbnails
-from ..model_store import ModelStore
-from ..network import NetworkConfig
-from .bag_player import LATCHED
-from .job import run_job
+from vprsnn_ros.atomic import atomic_write_bytes, atomic_write_text
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.eval.evaluation import replay_extras, report_confidence
+from vprsnn_ros.eval.metrics import evaluate_scores, pr_curves
+from vprsnn_ros.eval.views import match_view, matches_strip
+from vprsnn_ros.io.bags import read_bag_frames
+from vprsnn_ros.localizer import max_spikes_per_neuron, score_confidence
+from vprsnn_ros.model.ensemble import member_dirs
+from vprsnn_ros.model.network_io import load_thumbnails
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.nodes.bag_player import LATCHED
+from vprsnn_ros.nodes.job import run_job
+from vprsnn_ros.snn.network import NetworkConfig
 
 
 def stamp_ns(header) -> int:
@@ -130,7 +130,7 @@ class Evaluator(Node):
 
     def _report(self, names: list[str], stamps: list[int], max_score: float) -> dict:
         # matplotlib is slow to import: only when a report is written (a failing launch stops faster).
-        from ..plots import save_place_track, save_pr_curve, save_similarity_matrix
+        from vprsnn_ros.eval.plots import save_place_track, save_pr_curve, save_similarity_matrix
 
         out = Path(self._get("report_dir"))
         out.mkdir(parents=True, exist_ok=True)

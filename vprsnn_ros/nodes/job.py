@@ -11,7 +11,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from ..errors import VprsnnError
+from vprsnn_ros.errors import VprsnnError
 
 
 def run_job(name: str, make_node: Callable[[], Node], job: Callable[[Node, SingleThreadedExecutor], object],

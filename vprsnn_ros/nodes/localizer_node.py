@@ -40,11 +40,11 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32, Int32
 from std_srvs.srv import Trigger
 
-from ..debug_view import match_view
-from ..errors import VprsnnError
-from ..localizer import Estimate, Localizer
-from ..model_io import load_thumbnails
-from .image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
+from vprsnn_ros.errors import VprsnnError
+from vprsnn_ros.eval.views import match_view
+from vprsnn_ros.localizer import Estimate, Localizer
+from vprsnn_ros.model.network_io import load_thumbnails
+from vprsnn_ros.nodes.image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
 
 
 def place_sigma(confidence: float, sigma_min: float, sigma_max: float) -> float:

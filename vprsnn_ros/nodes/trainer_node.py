@@ -4,7 +4,8 @@
 
 Runs the same training as ``vprsnn train`` (reference image folders or bags),
 publishes ``~/progress`` (std_msgs/Float32, 0..1) and logs each finished
-module, runs in this process or on a Dask cluster (parameter ``cluster``), writes the model atomically module by module, resumes an interrupted
+module, runs in this process or on a Dask cluster (parameter ``cluster``),
+writes the model atomically module by module, resumes an interrupted
 training in the same ``out`` directory, and exits 0 when the model is complete.
 """
 
@@ -18,13 +19,13 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float32
 
-from ..errors import ConfigError
-from ..network import NetworkConfig
-from ..profiles import DEFAULT_PROFILE, get_profile
-from ..runner import open_runner
-from ..sources import load_traverse
-from ..training import train_network
-from .job import run_job
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.nodes.job import run_job
+from vprsnn_ros.parallel.runner import open_runner
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, get_profile
+from vprsnn_ros.train.training import train_network
 
 
 class TrainerNode(Node):
