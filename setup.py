@@ -32,7 +32,8 @@ setup(
             "ros-geometry-msgs", "ros-diagnostic-msgs", "ros-std-srvs", "ros-nav-msgs",
             "ros-lifecycle-msgs",
         ],
-        "test": ["pytest>=8,<9", "hypothesis>=6"],
+        # The tests, and the lint that CI runs before them (ruff.toml, setup.cfg [importlinter]).
+        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.5", "import-linter>=2.1"],
         # Distributed training and evaluation (--cluster); dask-jobqueue for PBS/SLURM is the
         # user's choice and not required here.
         "cluster": ["distributed>=2023.1"],

@@ -3,12 +3,12 @@
     ros2 launch vprsnn_ros evaluate.launch.py model:=models/route bag:=query.mcap report_dir:=reports/q
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from launch import LaunchDescription
 from vprsnn_ros.nodes.launch_support import stop_launch_on_exit
 
 IMAGE_TOPIC = "/vprsnn_replay/image"

@@ -1,6 +1,8 @@
 """Training and evaluation on a Dask cluster give the model and the report of in-process runs.
 
-One LocalCluster of 2 worker processes serves the whole file; tiny modules, few epochs.
+One LocalCluster of 2 worker processes serves the tests that leave it whole; the tests that
+SIGKILL workers get a cluster of their own, so that no result depends on the order of the
+tests. Tiny modules, few epochs.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed "
-                                                        "(pip install -e '.[cluster]')")
+from vprsnn_ros.cli import main
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.parallel.cluster import DaskRunner
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, get_profile
+from vprsnn_ros.train.training import train_network
 
-from vprsnn_ros.cli import main  # noqa: E402
-from vprsnn_ros.io.sources import load_traverse  # noqa: E402
-from vprsnn_ros.io.synthetic import write_route  # noqa: E402
-from vprsnn_ros.model.store import ModelStore  # noqa: E402
-from vprsnn_ros.parallel.cluster import DaskRunner  # noqa: E402
-from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.snn.profiles import DEFAULT_PROFILE, get_profile  # noqa: E402
-from vprsnn_ros.train.training import train_network  # noqa: E402
+# Nothing is skipped at import time (see conftest.py): each test that needs dask says so.
 
 N_PLACES = 32
 N_CAL = 8
@@ -88,8 +89,9 @@ def in_process_plain(route):
     return out
 
 
-@pytest.fixture(scope="module")
-def scheduler():
+def local_cluster():
+    import distributed
+
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     try:
@@ -98,12 +100,26 @@ def scheduler():
         cluster.close()
 
 
+@pytest.fixture(scope="module")
+def scheduler():
+    """Shared by the tests that leave the cluster whole."""
+    yield from local_cluster()
+
+
+@pytest.fixture
+def own_scheduler():
+    """A cluster of the test's own: for the tests that kill its workers."""
+    yield from local_cluster()
+
+
 def train_args(ref, out, *extra):
     query = ref.parent / "query"
     return ["train", "--reference", str(ref), "--out", str(out), *OPTIONS, "--calibration-places",
             str(N_CAL), "--calibration-query", str(query), "--epoch-checkpoints", "2", *extra]
 
 
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
 def test_cluster_training_and_evaluation_equal_in_process(route, in_process, scheduler, tmp_path):
     _, ref, query = route
     out = tmp_path / "on_cluster"
@@ -131,12 +147,14 @@ def _processing_worker_pid(client) -> int:
     raise AssertionError("no worker was ever busy")
 
 
-def test_worker_killed_mid_training_gives_the_same_model(route, in_process, scheduler, tmp_path):
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
+def test_worker_killed_mid_training_gives_the_same_model(route, in_process, own_scheduler, tmp_path):
     work, ref, _ = route
     trav = load_traverse(ref, CONFIG.image_size, CONFIG.patch)
     out = tmp_path / "killed_worker"
     messages = []
-    runner = DaskRunner.connect(scheduler, timeout=10)
+    runner = DaskRunner.connect(own_scheduler, timeout=10)
     result = {}
 
     def run():
@@ -175,6 +193,8 @@ def test_worker_killed_mid_training_gives_the_same_model(route, in_process, sche
     assert any(m.endswith((" epoch 1", " epoch 2", " epoch 3")) for m in messages), messages[:20]
 
 
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
 def test_client_killed_then_resume_gives_the_same_model(route, in_process, scheduler, tmp_path):
     _, ref, _ = route
     out = tmp_path / "killed_client"
@@ -191,7 +211,11 @@ def test_client_killed_then_resume_gives_the_same_model(route, in_process, sched
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
     finally:
-        proc.wait(30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # SIGKILL did not end it within 30 s: never hang the suite
+            proc.kill()
+            proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL, "the client finished before it was killed"
     assert not ModelStore.open(out).complete
     # In a subprocess too, so that a hang fails the test (timeout) instead of stalling the suite.
@@ -200,31 +224,29 @@ def test_client_killed_then_resume_gives_the_same_model(route, in_process, sched
     assert_same_model(in_process, out)
 
 
-def test_scheduler_that_does_not_answer_is_one_error_line(route, tmp_path):
+@pytest.mark.requires("distributed")
+def test_scheduler_that_does_not_answer_is_one_error_line(route, tmp_path, bad_input):
     _, ref, _ = route
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "never"
+    bad_input.watch(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "vprsnn_ros.cli",
                            *train_args(ref, out, "--cluster", f"tcp://127.0.0.1:{port}",
                                        "--cluster-timeout", "1")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vprsnn: error: cannot reach the Dask scheduler"), \
-        proc.stderr
-    assert not out.exists()
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    bad_input(proc, "cannot reach the Dask scheduler", f"127.0.0.1:{port}")
 
 
-def test_bad_cluster_spec_is_one_error_line(route, tmp_path, capsys):
+def test_bad_cluster_spec_is_one_error_line(route, tmp_path, capsys, bad_input):
     _, ref, _ = route
-    assert main(train_args(ref, tmp_path / "m", "--cluster", str(tmp_path / "no_such_file.json"))) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "neither local[:N]" in err[0]
-    assert not (tmp_path / "m").exists()
+    bad_input.watch(tmp_path)
+    code = main(train_args(ref, tmp_path / "m", "--cluster", str(tmp_path / "no_such_file.json")))
+    bad_input((code, capsys.readouterr().err), "neither local[:N]", "no_such_file.json")
 
 
+@pytest.mark.slow
 def test_in_process_training_does_not_import_dask(route, tmp_path):
     _, ref, _ = route
     code = ("import sys; from vprsnn_ros.cli import main; "
@@ -236,12 +258,13 @@ def test_in_process_training_does_not_import_dask(route, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_trainer_node_trains_on_the_cluster(route, in_process_plain, scheduler, tmp_path):
-    pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+@pytest.mark.ros
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
+def test_trainer_node_trains_on_the_cluster(route, in_process_plain, scheduler, tmp_path, ros_domains):
     _, ref, _ = route
     out = tmp_path / "node_model"
-    domain = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 26
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = ros_domains.env(ros_domains.new())
     proc = subprocess.run(
         [sys.executable, "-m", "vprsnn_ros.nodes.trainer_node", "--ros-args",
          "-p", f"reference:=['{ref}']", "-p", f"out:={out}", "-p", "neurons:=30",
@@ -253,10 +276,12 @@ def test_trainer_node_trains_on_the_cluster(route, in_process_plain, scheduler, 
     assert_same_model(in_process_plain, out)
 
 
-def test_shared_arrays_survive_the_loss_of_their_worker(scheduler):
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
+def test_shared_arrays_survive_the_loss_of_their_worker(own_scheduler):
     import numpy as np
 
-    runner = DaskRunner.connect(scheduler, timeout=10)
+    runner = DaskRunner.connect(own_scheduler, timeout=10)
     try:
         client = runner.client
         value = np.arange(1000.0)
@@ -272,6 +297,8 @@ def test_shared_arrays_survive_the_loss_of_their_worker(scheduler):
         runner.close()
 
 
+@pytest.mark.requires("distributed")
+@pytest.mark.slow
 def test_extend_on_the_cluster_equals_extend_in_process(route, scheduler, tmp_path):
     import shutil
 

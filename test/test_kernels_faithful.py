@@ -85,11 +85,11 @@ class Net:
     def run(self, rates=None, n_present=0, n_rest=0, learn=False):
         rates = np.zeros(self.n_in) if rates is None else np.asarray(rates, np.float64)
         before = self.counts.copy()
+        state = kernels.NeuronState(self.v_e, self.ge_e, self.gi_e, self.theta, self.timer, self.last_e,
+                                    self.post1, self.post2, self.v_i, self.ge_i, self.last_i, self.last_emit)
         self.t0 = int(kernels.simulate(
             self.P, self.W, self.layout.tgt, self.layout.off, self.layout.slot, rates,
-            n_present, n_rest, learn, self.v_e, self.ge_e, self.gi_e, self.theta, self.timer,
-            self.last_e, self.post1, self.post2, self.v_i, self.ge_i, self.last_i,
-            self.last_emit, self.t0, self.rng, self.counts))
+            n_present, n_rest, learn, state, self.t0, self.rng, self.counts))
         return self.counts - before
 
     def step(self, rates=None, learn=False):
@@ -606,9 +606,7 @@ def test_train_presentations_normalises_columns_to_78():
     rng = np.array([3], np.uint64)
     t = kernels.train_presentations(
         pack(PRM, dt), W, lay.tgt, lay.off, lay.slot, rates, 20, 40, PRM.weight_sum,
-        st["v_e"], st["ge_e"], st["gi_e"], st["theta"], st["timer"], st["last_e"],
-        st["post1"], st["post2"], st["v_i"], st["ge_i"], st["last_i"], st["last_emit"],
-        0, rng, counts)
+        kernels.NeuronState(**st), 0, rng, counts)
     assert t == 120
     np.testing.assert_allclose(W.astype(np.float64).sum(axis=0), WEIGHT_SUM, rtol=1e-5)
     # after the first normalisation the pre terms (input spikes) only add: W/W0 >= 78/sum(W0)

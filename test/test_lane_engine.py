@@ -17,12 +17,12 @@ from vprsnn_ros.snn.coding import rates_hz
 from vprsnn_ros.snn.kernels import lanes as lane_engine
 from vprsnn_ros.snn.kernels import modules as module_engine
 from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.engine import spike_counts as lane_spike_counts
 from vprsnn_ros.snn.network import (
     DelayLayout,
     ModularSNN,
     NetworkConfig,
     initial_weights,
-    lane_spike_counts,
     make_delays,
 )
 from vprsnn_ros.snn.params import pack, steps
@@ -155,8 +155,7 @@ def test_preselection_with_all_modules_equals_the_full_network(setup):
 def test_ensemble_in_one_pass_equals_members_one_by_one(setup):
     s = setup
     a = _network(s)
-    b = dataclasses.replace(a, config=a.config.with_(seed=4), theta=a.theta - 1.0,
-                            _interleaved=None, _scratch=None)
+    b = dataclasses.replace(a, config=a.config.with_(seed=4), theta=a.theta - 1.0)
     together = Localizer([a, b], preselect_k=3)
     alone = [Localizer(a, preselect_k=3), Localizer(b, preselect_k=3)]
     for frame in s["pixels"].reshape(N_Q, 28, 28):
@@ -183,8 +182,7 @@ def test_module_engine_equals_scalar_kernel(setup, workers):
 def test_members_with_different_k_in_one_pass(setup):
     s = setup
     a = _network(s)
-    b = dataclasses.replace(a, config=a.config.with_(seed=4), theta=a.theta - 1.0,
-                            _interleaved=None, _scratch=None, _module_scratch=None)
+    b = dataclasses.replace(a, config=a.config.with_(seed=4), theta=a.theta - 1.0)
     picks_a, picks_b = np.array([[3], [0], [5], [9]]), np.array([[1, 2, 3]] * N_Q)
     got = lane_spike_counts([a, b], s["rates"], s["ids"], [picks_a, picks_b])
     np.testing.assert_array_equal(got[0], a.spike_counts(s["rates"], s["ids"], modules=picks_a))

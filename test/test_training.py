@@ -151,7 +151,7 @@ def test_lane_engine_matches_scalar_kernel_on_the_same_input(trained, route):
                                      net.layout.off, net.layout.slot, rates,
                                      steps(cfg.params.present_ms, cfg.dt), np.uint64(9),
                                      np.arange(5), True)
-    lively = dataclasses.replace(net, theta=theta, _interleaved=None, _scratch=None)
+    lively = dataclasses.replace(net, theta=theta)
     lanes = lively.spike_counts(rates, np.arange(5), seed=9)
     assert scalar.sum() > 50
     assert np.array_equal(lanes, scalar)

@@ -6,14 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
-
-from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnails, thumbnail_panel  # noqa: E402
-from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.io.synthetic import make_route  # noqa: E402
-from vprsnn_ros.nodes.evaluator import write_worst_matches  # noqa: E402
-from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.train.training import train_network  # noqa: E402
+from vprsnn_ros.eval.replay_report import worst_match_rows, write_worst_matches
+from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnails, thumbnail_panel
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route
+from vprsnn_ros.snn.confidence import ConfidenceRule
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.training import train_network
 
 N = 6
 
@@ -35,7 +34,10 @@ def test_strip_lists_the_worst_matches_first_beside_their_thumbnails(tmp_path, w
             scores = np.full(N, 1.0)
             scores[b] = 5.0 + k  # confidence grows with k
             scored[stamps[k]] = (0.0, scores)
-    path = write_worst_matches(tmp_path, list(query), stamps, scored, str(model), max_score=20.0, count=3)
+    rows = worst_match_rows(stamps, scored, ConfidenceRule(max_score=20.0), count=3)
+    assert [(frame, place) for _error, _conf, frame, place in rows] == [(5, 2), (2, 5), (3, 3)]
+    assert [conf for _error, conf, _frame, _place in rows] == [10.0 / 20.0, 7.0 / 20.0, 8.0 / 20.0]
+    path = write_worst_matches(tmp_path, list(query), rows, str(model))
     assert path == tmp_path / "worst_matches.png"
     strip = cv2.imread(str(path), cv2.IMREAD_COLOR)
     scale = 3

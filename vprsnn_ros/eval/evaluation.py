@@ -14,11 +14,11 @@ from vprsnn_ros.errors import ConfigError, DataError
 from vprsnn_ros.eval.baseline import baseline_report
 from vprsnn_ros.eval.metrics import evaluate_scores, pr_curves
 from vprsnn_ros.eval.plots import save_pr_curve, save_similarity_matrix
-from vprsnn_ros.localizer import max_spikes_per_neuron, score_confidence
-from vprsnn_ros.snn.coding import rates_hz
-from vprsnn_ros.snn.network import ModularSNN, lane_spike_counts
-from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
-from vprsnn_ros.snn.readout import bounded_confidence, check_readout
+from vprsnn_ros.snn.confidence import ConfidenceRule
+from vprsnn_ros.snn.inference import Scorer
+from vprsnn_ros.snn.network import ModularSNN
+from vprsnn_ros.snn.preselect import effective_k
+from vprsnn_ros.snn.readout import check_readout
 from vprsnn_ros.snn.sequence import check_matcher, match_sequences
 
 
@@ -32,22 +32,8 @@ def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.
     (template pre-selection, :mod:`preselect`); None = the member's calibrated
     K, 0 = all ``modules``. ``readout``: see :meth:`ModularSNN.scores`.
     """
-    rates = rates_hz(pixels).astype(np.float64)
-    total = np.zeros((len(pixels), members[0].n_places))
-    ks = [effective_k(net, preselect_k, len(modules)) for net in members]
-    rankers = [ModuleRanker(net, modules, net.hyperactive_threshold if threshold is None else threshold)
-               if k < len(modules) else None for net, k in zip(members, ks)]
-    for start in range(0, len(pixels), batch):
-        stop = min(start + batch, len(pixels))
-        ids = np.arange(start, stop)
-        chosen = [modules if r is None else r.top_modules(pixels[start:stop], k)
-                  for r, k in zip(rankers, ks)]
-        counts = lane_spike_counts(members, rates[start:stop], ids, chosen)
-        for net, c, m in zip(members, counts, chosen):
-            total[start:stop] += net.scores(c, modules=m, threshold=threshold, readout=readout)
-        if progress is not None:
-            progress(stop, len(pixels))
-    return total
+    scorer = Scorer(members, modules=modules, threshold=threshold, preselect_k=preselect_k, readout=readout)
+    return scorer.scores_in_batches(pixels, batch=batch, progress=progress)
 
 
 def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray | None = None, *,
@@ -101,22 +87,17 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
     gt_local = np.where(gt >= 0, column[np.maximum(gt, 0)], -1)
     if sequence_length > 1 or sequence_matcher != "diagonal":
         S = match_sequences(S, sequence_length, sequence_matcher)
-    max_score = max_spikes_per_neuron(net.config) * sequence_length * len(members)
-    native = readout == "mean" and sequence_matcher == "diagonal"
-    confidence = report_confidence(S, {"confidence_max_score": max_score, "confidence_scale": None if native
-                                       else sequence_length * len(members)})
-    report = evaluate_scores(S, gt_local, confidence=confidence, tolerance=tolerance)
+    rule = ConfidenceRule.for_setup(net.config, readout, sequence_matcher, sequence_length, len(members))
+    report = evaluate_scores(S, gt_local, confidence=rule(S), tolerance=tolerance)
     # Modules each member ran per query (= all of the split without pre-selection).
     report_k = [int(effective_k(m, preselect_k, len(modules))) for m in members]
     report.update({
         "profile": net.profile.to_dict(), "readout": readout, "sequence_matcher": sequence_matcher,
-        "confidence_scale": None if native else sequence_length * len(members),
         "split": split, "places": int(len(places)), "modules": int(len(modules)),
         "ensemble": len(members), "sequence_length": sequence_length,
         "hyperactive_threshold": int(net.hyperactive_threshold if threshold is None else threshold),
         "preselect_k": report_k,
-        "confidence": "s1 / (max_spikes * L * K)" if native else "1 / (1 + exp(-s1 / (L * K)))",
-        "confidence_max_score": max_score,
+        **rule.report_fields(),
         "timing": {"seconds": round(seconds, 3),
                    "queries_per_second": round(len(pixels) / seconds, 3) if seconds > 0 else None,
                    "modules_per_query": int(sum(report_k))},
@@ -132,11 +113,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
 
 
 def report_confidence(S: np.ndarray, report: dict) -> np.ndarray:
-    """Per-query confidence as the report defines it (bounded for z-scores and SeqSLAM)."""
-    scale = report.get("confidence_scale")
-    if scale:
-        return bounded_confidence(S, scale)
-    return score_confidence(S, report["confidence_max_score"])
+    """Per-query confidence as the report defines it (:meth:`ConfidenceRule.from_report`)."""
+    return ConfidenceRule.from_report(report)(S)
 
 
 def write_report(out_dir: str | Path, report: dict, S: np.ndarray, gt: np.ndarray,
@@ -174,43 +152,3 @@ def format_report(report: dict) -> str:
     elif "baseline_note" in report:
         lines.append(f"SAD baseline: none ({report['baseline_note']})")
     return "\n".join(lines)
-
-
-def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered: Sequence[int], *,
-                  sequence_length: int = 1, sequence_matcher: str = "diagonal") -> dict:
-    """What the replay report adds from the model: profile, confidence scale and the SAD baseline.
-
-    ``images``: every frame the player publishes, in order (raw, as in the
-    bag); ``answered``: the frames the localizer answered (frame k = place k).
-    The baseline runs its sequence matcher over all frames, then keeps the
-    answered ones, as the network's report does.
-    """
-    from vprsnn_ros.io.preprocess import preprocess_batch
-    from vprsnn_ros.model.ensemble import member_dirs
-    from vprsnn_ros.model.store import ModelStore
-    from vprsnn_ros.snn.network import NetworkConfig
-    from vprsnn_ros.snn.profiles import Profile
-
-    check_matcher(sequence_matcher)
-    members = member_dirs(model_dir)
-    store = ModelStore.open(members[0])
-    meta = store.meta
-    profile = Profile.from_dict(meta.get("profile"))
-    native = profile.readout == "mean" and sequence_matcher == "diagonal"
-    out: dict = {"profile": profile.to_dict(), "readout": profile.readout,
-                 "sequence_matcher": sequence_matcher,
-                 "confidence_scale": None if native else sequence_length * len(members)}
-    if not store.has_part("reference_pixels"):
-        out["baseline"] = None
-        out["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
-        return out
-    config = NetworkConfig.from_dict(meta["config"])
-    reference = store.read_part("reference_pixels", {"pixels": ((None, config.n_inputs), "uint8")})["pixels"]
-    answered = np.asarray(answered, dtype=np.int64)
-    if len(images) > len(reference):
-        raise DataError(f"the replay has {len(images)} frames but the model only {len(reference)} places")
-    pixels = preprocess_batch(images, config.image_size, config.patch)
-    base = baseline_report(pixels, reference, answered, rows=answered, sequence_length=sequence_length,
-                           sequence_matcher=sequence_matcher)
-    out["baseline"] = base
-    return out

@@ -1,53 +1,57 @@
-"""Launch-file helpers: a process that fails stops the whole launch, and says why.
+"""Launch-file helpers: a process that fails stops the whole launch, says why, and makes
+``ros2 launch`` exit non-zero.
 
 Imported only by the files in ``launch/`` (it needs the ``launch`` package of a
-ROS 2 install); nothing else in vprsnn_ros depends on it.
+ROS 2 install); nothing else in vprsnn_ros depends on it. The decisions (which
+exit is a failure, which output line gives the reason) are the plain functions of
+:mod:`vprsnn_ros.nodes.launch_logic`, tested without ``launch``.
 """
 
 from __future__ import annotations
 
-from launch.actions import LogInfo, RegisterEventHandler, Shutdown
+import launch.logging
+from launch.actions import OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.event_handlers import OnProcessExit, OnProcessIO
 
-__all__ = ["exit_reason", "stop_launch_on_exit"]
+from vprsnn_ros.nodes.launch_logic import ErrorLines, exit_outcome, exit_reason, failure_message
 
-# Exit statuses of the vprsnn executables (vprsnn_ros/nodes/job.py, localizer_node.py).
-_MEANING = {2: "bad parameters or input", 130: "interrupted"}
+__all__ = ["LaunchFailed", "exit_reason", "stop_launch_on_exit"]
 
 
-def exit_reason(returncode: int, last_error: str) -> str:
-    """'exit code 2 (bad parameters or input): <its last error line>'."""
-    if returncode < 0:
-        what = f"killed by signal {-returncode}"
-    else:
-        what = f"exit code {returncode}" + (f" ({_MEANING[returncode]})" if returncode in _MEANING else "")
-    return f"{what}: {last_error}" if last_error else what
+class LaunchFailed(RuntimeError):
+    """Raised inside the launch when a process failed: ``ros2 launch`` then exits 1.
+
+    (A ``Shutdown`` action alone ends the launch with exit status 0.)
+    """
 
 
 def stop_launch_on_exit(process, *, also_on_success: bool = False) -> list:
     """Event handlers that shut the launch down at once when ``process`` exits with an error.
 
-    The log line names the process, its exit status and its last error line
-    on stderr (where the vprsnn executables print their one error line). With
-    ``also_on_success`` a clean exit ends the launch too (a job that is done).
+    The ERROR log line names the process, its exit status and the reason its
+    last error line gave on stderr (where the vprsnn executables print their one
+    error line), without that line's log prefix. Then the launch shuts down and
+    fails. With ``also_on_success`` a clean exit ends the launch too (a job that is
+    done), with exit status 0.
     """
-    last_error = {"line": ""}
-
-    def remember(event) -> None:
-        # The last line that reports an error: "vprsnn NAME: error: ..." or an [ERROR] log line.
-        for line in event.text.decode(errors="replace").splitlines():
-            if "error" in line.lower():
-                last_error["line"] = line.strip()
+    errors = ErrorLines()
 
     def on_exit(event, context):
-        if context.is_shutdown:  # stopped by the launch itself: not a failure
+        outcome = exit_outcome(event.returncode, is_shutdown=context.is_shutdown,
+                               also_on_success=also_on_success)
+        if outcome == "ignore":
             return None
-        if event.returncode == 0:
-            if not also_on_success:
-                return None
+        if outcome == "finish":
             return [Shutdown(reason=f"{event.process_name} finished")]
-        reason = f"{event.process_name} failed, {exit_reason(event.returncode, last_error['line'])}"
-        return [LogInfo(msg=f"[vprsnn] {reason}; shutting the launch down"), Shutdown(reason=reason)]
+        reason = failure_message(event.process_name, event.returncode, errors.last)
 
-    return [RegisterEventHandler(OnProcessIO(target_action=process, on_stderr=remember)),
+        def log(_context):
+            launch.logging.get_logger("vprsnn").error(f"{reason}; shutting the launch down")
+
+        def fail(_context):
+            raise LaunchFailed(reason)
+
+        return [OpaqueFunction(function=log), Shutdown(reason=reason), OpaqueFunction(function=fail)]
+
+    return [RegisterEventHandler(OnProcessIO(target_action=process, on_stderr=lambda event: errors.feed(event.text))),
             RegisterEventHandler(OnProcessExit(target_action=process, on_exit=on_exit))]

@@ -10,12 +10,11 @@ split into tasks does not change any sum).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
 
-from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.inference import Scorer
 from vprsnn_ros.snn.module_training import ModuleResult, train_module_on_pixels
 from vprsnn_ros.snn.network import DelayLayout, ModularSNN, NetworkConfig
 
@@ -46,7 +45,7 @@ def spike_count_task(config: NetworkConfig, delays: np.ndarray, weights: np.ndar
                      theta: np.ndarray, pixels: np.ndarray, query_ids: np.ndarray) -> np.ndarray:
     """Frozen spike counts (Q, M, N) of modules (``weights`` (M, n_in, N)) for preprocessed images."""
     net = _counting_net(config, delays, weights, theta)
-    return net.spike_counts(rates_hz(pixels).astype(np.float64), np.asarray(query_ids, np.int64))
+    return net.spike_counts(config.input_rates(pixels), np.asarray(query_ids, np.int64))
 
 
 def activity_task(config: NetworkConfig, delays: np.ndarray, weights: np.ndarray, theta: np.ndarray,
@@ -64,17 +63,8 @@ def scores_task(net: ModularSNN, pixels: np.ndarray, query_ids: np.ndarray, modu
     """Place scores (Q, n_places) of one network for a block of preprocessed queries.
 
     With pre-selection (``preselect_k``, None: the network's K) each query runs
-    its K best ``modules``, as :func:`vprsnn_ros.eval.evaluation.query_scores` does.
+    its K best ``modules``: the one scorer, :class:`vprsnn_ros.snn.inference.Scorer`.
     """
-    from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
-
-    # The network may be shared by several threads of a worker; its scratch buffer may not.
-    own = replace(net, _scratch=None, _module_scratch=None, _interleaved=None)
-    k = effective_k(own, preselect_k, len(modules))
-    chosen = modules
-    if k < len(modules):
-        t = own.hyperactive_threshold if threshold is None else threshold
-        chosen = ModuleRanker(own, modules, t).top_modules(pixels, k)
-    counts = own.spike_counts(rates_hz(pixels).astype(np.float64), np.asarray(query_ids, np.int64),
-                              modules=chosen)
-    return own.scores(counts, modules=chosen, threshold=threshold, readout=readout)
+    # A scorer of its own: the network may be shared by several threads of a worker.
+    scorer = Scorer([net], modules=modules, threshold=threshold, preselect_k=preselect_k, readout=readout)
+    return scorer.scores(pixels, query_ids)

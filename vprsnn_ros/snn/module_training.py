@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vprsnn_ros.snn.coding import rates_hz
-from vprsnn_ros.snn.kernels import scalar as kernels
+from vprsnn_ros.snn.kernels.common import NEVER, stream_seed
+from vprsnn_ros.snn.kernels.scalar import NeuronState, simulate, train_presentations
 from vprsnn_ros.snn.network import DelayLayout, NetworkConfig, assign_neurons, initial_weights
 from vprsnn_ros.snn.params import P_NU_POST, P_NU_PRE, steps
 
@@ -46,16 +46,22 @@ def learning_rate_scale(schedule: str, final_fraction: float, epoch: int, epochs
     return 1.0 + (final_fraction - 1.0) * (epoch - 1) / max(1, epochs - 1)
 
 
-def _fresh_state(config: NetworkConfig) -> dict[str, np.ndarray]:
+def fresh_state(config: NetworkConfig) -> NeuronState:
+    """The state of an untrained module before its initial rest (kernel argument ``state``)."""
     p, n = config.params, config.n_neurons
-    return dict(
+    return NeuronState(
         v_e=np.full(n, p.v_rest_e + p.v_init_offset), ge_e=np.zeros(n), gi_e=np.zeros(n),
         theta=np.full(n, p.theta_init), timer=np.zeros(n),
-        last_e=np.full(n, kernels.NEVER, np.int64), post1=np.zeros(n), post2=np.zeros(n),
+        last_e=np.full(n, NEVER, np.int64), post1=np.zeros(n), post2=np.zeros(n),
         v_i=np.full(n, p.v_rest_i + p.v_init_offset), ge_i=np.zeros(n),
-        last_i=np.full(n, kernels.NEVER, np.int64),
-        last_emit=np.full(config.n_inputs, kernels.NEVER, np.int64),
+        last_i=np.full(n, NEVER, np.int64),
+        last_emit=np.full(config.n_inputs, NEVER, np.int64),
     )
+
+
+def _fresh_state(config: NetworkConfig) -> dict[str, np.ndarray]:
+    """:func:`fresh_state` as a dict by field name (``NeuronState(**d)`` turns it back)."""
+    return fresh_state(config)._asdict()
 
 
 def train_module(config: NetworkConfig, layout: DelayLayout, module: int, region: np.ndarray,
@@ -84,16 +90,14 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     p = config.params
     packed = config.packed(learning=True)
     weights = initial_weights(config, module)
-    state = _fresh_state(config)
-    rng = np.array([kernels.stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)
+    state = fresh_state(config)
+    rng = np.array([stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)
     # region_pixels[k]: the region's places (in region order) in traverse k.
     if config.traverse_order == "cycle":
-        epoch_rates = [np.ascontiguousarray(rates_hz(np.asarray(t, np.float64)), dtype=np.float64)
-                       for t in region_pixels]
+        epoch_rates = [config.input_rates(np.asarray(t)) for t in region_pixels]
         presented = np.asarray(region)
     else:
-        sequence = np.concatenate(region_pixels).astype(np.float64)
-        epoch_rates = [np.ascontiguousarray(rates_hz(sequence), dtype=np.float64)]
+        epoch_rates = [config.input_rates(np.concatenate(region_pixels))]
         presented = np.tile(region, len(region_pixels))
     n_present, n_rest = steps(p.present_ms, config.dt), steps(p.rest_ms, config.dt)
     keep = config.assign_presentations
@@ -102,19 +106,12 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
 
     def run(rates_block: np.ndarray, n_pres: int, n_rst: int, t0: int,
             counts: np.ndarray) -> int:
-        return kernels.train_presentations(
-            packed, weights, layout.tgt, layout.off, layout.slot, rates_block, n_pres, n_rst,
-            p.weight_sum, state["v_e"], state["ge_e"], state["gi_e"], state["theta"],
-            state["timer"], state["last_e"], state["post1"], state["post2"], state["v_i"],
-            state["ge_i"], state["last_i"], state["last_emit"], t0, rng, counts)
+        return train_presentations(packed, weights, layout.tgt, layout.off, layout.slot, rates_block,
+                                   n_pres, n_rst, p.weight_sum, state, t0, rng, counts)
 
     # The initial rest: no input, no normalisation needed (it does not change W).
-    t0 = kernels.simulate(
-        packed, weights, layout.tgt, layout.off, layout.slot, np.zeros(config.n_inputs), 0,
-        steps(p.initial_rest_ms, config.dt), True, state["v_e"], state["ge_e"], state["gi_e"],
-        state["theta"], state["timer"], state["last_e"], state["post1"], state["post2"],
-        state["v_i"], state["ge_i"], state["last_i"], state["last_emit"], 0, rng,
-        np.zeros(config.n_neurons, np.int64))
+    t0 = simulate(packed, weights, layout.tgt, layout.off, layout.slot, np.zeros(config.n_inputs), 0,
+                  steps(p.initial_rest_ms, config.dt), True, state, 0, rng, np.zeros(config.n_neurons, np.int64))
     results = []
     wanted = sorted({e for e in checkpoints if 0 < e < epochs} | {epochs})
     for epoch in range(1, epochs + 1):
@@ -128,7 +125,7 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
         history_places = np.concatenate([history_places, presented])[-keep:]
         if epoch in wanted:
             results.append(ModuleResult(
-                epochs=epoch, weights=weights.copy(), theta=state["theta"].copy(),
+                epochs=epoch, weights=weights.copy(), theta=state.theta.copy(),
                 assignments=assign_neurons(history, history_places, region)))
         if on_epoch is not None:
             on_epoch(epoch)

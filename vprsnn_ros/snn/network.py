@@ -10,18 +10,15 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import numpy as np
-from numba import get_num_threads
 
 from vprsnn_ros.errors import ConfigError
-from vprsnn_ros.snn.kernels import lanes as lane_engine
-from vprsnn_ros.snn.kernels import modules as module_engine
-from vprsnn_ros.snn.kernels import scalar as kernels
-from vprsnn_ros.snn.params import NetworkParams, delay_slots, pack, steps
+from vprsnn_ros.snn import engine as _engine
+from vprsnn_ros.snn.coding import rates_hz as _rates_hz
+from vprsnn_ros.snn.engine import REPEAT_STREAM  # noqa: F401 - part of this module's API
+from vprsnn_ros.snn.layout import DelayLayout  # noqa: F401 - part of this module's API
+from vprsnn_ros.snn.params import NetworkParams, pack
 from vprsnn_ros.snn.profiles import FAITHFUL, SPIKE_TRAINS, Profile
 from vprsnn_ros.snn.readout import ReferenceStats, check_readout
-
-# Repeated query presentations run on streams this far apart (reference streams are 1 << 40).
-REPEAT_STREAM = 1 << 50
 
 # Hyperactivity thresholds swept by calibration (spec section 6; 0 = no removal).
 DEFAULT_T_SWEEP = (0, 5, 10, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200)
@@ -114,6 +111,10 @@ class NetworkConfig:
         regular = self.spike_trains == "regular" or (self.spike_trains == "regular_query" and not learning)
         return pack(self.params, self.dt, regular)
 
+    def input_rates(self, pixels: np.ndarray) -> np.ndarray:
+        """Input firing rates (float64 Hz) of preprocessed pixels: ``u * params.rate_scale``."""
+        return _rates_hz(pixels, self.params.rate_scale).astype(np.float64)
+
     def query_rates(self, rates_hz: np.ndarray) -> np.ndarray:
         rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
         return rates * self.query_rate_gain if self.query_rate_gain != 1.0 else rates
@@ -160,33 +161,6 @@ def make_regions(n_places: int, per_module: int, shuffle: bool, seed: int,
         regions += [np.sort(ids[k:k + per_module]) if shuffle else ids[k:k + per_module]
                     for k in range(0, len(ids), per_module)]
     return regions
-
-
-# --------------------------------------------------------------------------
-# Delay layout for the kernels
-# --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DelayLayout:
-    """Delays quantised to steps, with each input's targets sorted by delay."""
-
-    slot: np.ndarray  # (n_in, N) int16: delay of synapse (i, j) in steps
-    tgt: np.ndarray   # (n_in, N) uint16: targets of input i, by increasing delay
-    off: np.ndarray   # (n_in, n_slots + 1) int64: tgt[i, off[i,s]:off[i,s+1]] have delay s
-
-    @classmethod
-    def build(cls, delays_ms: np.ndarray, dt: float, delay_max: float) -> "DelayLayout":
-        slot = delay_slots(delays_ms, dt)
-        n_slots = int(round(delay_max / dt)) + 1
-        if slot.shape[1] > np.iinfo(np.uint16).max:
-            raise ConfigError("at most 65535 neurons per module")
-        # Unsigned, so that Numba indexes with it without negative-index wraparound
-        # checks: ~15 % of the training time (bench/speed.py).
-        tgt = np.argsort(slot, axis=1, kind="stable").astype(np.uint16)
-        off = np.zeros((slot.shape[0], n_slots + 1), np.int64)
-        for s in range(n_slots):
-            off[:, s + 1] = (slot <= s).sum(axis=1)
-        return cls(slot=slot, tgt=tgt, off=off)
 
 
 # --------------------------------------------------------------------------
@@ -278,11 +252,6 @@ class ModularSNN:
     reference_stats: ReferenceStats | None = None
     # Preprocessed reference images (n_places, n_inputs) uint8, for the SAD baseline.
     reference_pixels: np.ndarray | None = None
-    _layout: DelayLayout | None = field(default=None, repr=False)
-    _slot_t: np.ndarray | None = field(default=None, repr=False)
-    _interleaved: np.ndarray | None = field(default=None, repr=False)
-    _scratch: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
-    _module_scratch: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
 
     @property
     def n_modules(self) -> int:
@@ -290,9 +259,8 @@ class ModularSNN:
 
     @property
     def layout(self) -> DelayLayout:
-        if self._layout is None:
-            self._layout = DelayLayout.build(self.delays, self.config.dt, self.config.params.delay_max)
-        return self._layout
+        """The delays laid out for the kernels (built on each call; scorers keep their own)."""
+        return DelayLayout.build(self.delays, self.config.dt, self.config.params.delay_max)
 
     def module_split(self, split: str) -> np.ndarray:
         """Indices of the 'calibration', 'test' or 'all' modules."""
@@ -318,10 +286,11 @@ class ModularSNN:
 
         ``modules``: None (all), (K,) module ids for every query, or (Q, K) ids
         per query (pre-selection). ``engine``: 'lanes' (fast: modules in groups
-        of 8 on one shared input train per query, :mod:`lane_engine`) or
+        of 8 on one shared input train per query, :mod:`vprsnn_ros.snn.engine`) or
         'scalar' (each module on its own input train, as separate Brian2 runs
         of the reference code would; ~10x slower; no per-query modules).
-        Not thread-safe: the lane engine reuses scratch buffers per network.
+        Each call lays the weights out anew: to score many queries, use a
+        :class:`~vprsnn_ros.snn.inference.Scorer`, which keeps them.
         """
         rates = np.ascontiguousarray(rates_hz, dtype=np.float64)
         if rates.ndim == 1:
@@ -329,40 +298,10 @@ class ModularSNN:
         ids = np.asarray(query_ids, dtype=np.int64)
         seed = self.config.seed if seed is None else seed
         if engine == "scalar":
-            if modules is not None and np.ndim(modules) != 1:
-                raise ConfigError("the scalar engine takes one module list for all queries")
-            w = self.weights if modules is None else self.weights[modules]
-            th = self.theta if modules is None else self.theta[modules]
-            cfg, lay = self.config, self.layout
-            rates = cfg.query_rates(rates)
-            n_present = steps(cfg.params.present_ms, cfg.dt)
-            packed = cfg.packed(learning=False)
-            return _presentations(cfg, ids, lambda stream_ids: kernels.infer_from_rest(
-                packed, w, th, lay.tgt, lay.off, lay.slot, rates, n_present, np.uint64(seed),
-                stream_ids, False))
+            return _engine.scalar_spike_counts(self, rates, ids, modules, seed)
         if engine != "lanes":
             raise ConfigError(f"unknown inference engine {engine!r}")
-        return lane_spike_counts([self], rates, ids, [modules], seeds=[seed])[0]
-
-    def _lane_inputs(self, modules: np.ndarray | None, n_queries: int):
-        """(interleaved weights, lane groups (Q, G, 8), K) for :func:`lane_engine.infer_members`."""
-        if modules is None:
-            # The full network: fixed groups whose weights are interleaved once.
-            if self._interleaved is None:
-                self._interleaved = lane_engine.interleave(self.weights)
-            interleaved, chosen = self._interleaved, np.arange(self.n_modules)
-        else:
-            interleaved = lane_engine.no_interleave(self.config.n_inputs)
-            chosen = np.asarray(modules, dtype=np.int64)
-        groups = lane_engine.make_groups(np.broadcast_to(chosen, (n_queries, chosen.shape[-1])))
-        return interleaved, groups, chosen.shape[-1]
-
-    @property
-    def slot_t(self) -> np.ndarray:
-        """Delay slots laid out by target neuron (N, n_in), as the lane kernel reads them."""
-        if self._slot_t is None:
-            self._slot_t = np.ascontiguousarray(self.layout.slot.T)
-        return self._slot_t
+        return _engine.spike_counts([self], rates, ids, [modules], seeds=[seed])[0]
 
     def scores(self, counts: np.ndarray, modules: np.ndarray | None = None,
                threshold: int | None = None, readout: str | None = None) -> np.ndarray:
@@ -403,58 +342,3 @@ class ModularSNN:
     def n_masked(self, threshold: int | None = None) -> int:
         t = self.hyperactive_threshold if threshold is None else threshold
         return int(hyperactive_mask(self.active_images, t).sum()) if t > 0 else 0
-
-
-def _presentations(cfg: NetworkConfig, query_ids: np.ndarray, count) -> np.ndarray:
-    """``count(stream ids)`` summed over the ``query_presentations`` of each query (profile
-    switch; 1 = the published single presentation), each on its own streams."""
-    counts = count(query_ids)
-    for r in range(1, cfg.query_presentations):
-        counts = counts + count(query_ids + r * REPEAT_STREAM)
-    return counts
-
-
-def lane_spike_counts(nets: Sequence[ModularSNN], rates_hz: np.ndarray, query_ids: np.ndarray,
-                      modules: Sequence[np.ndarray | None], seeds: Sequence[int | None] | None = None
-                      ) -> list[np.ndarray]:
-    """Spike counts of several networks (an ensemble) on the same queries, in one pass.
-
-    ``modules[e]``: None, (K,) or (Q, K) module ids of network e (see
-    :meth:`ModularSNN.spike_counts`). All (network, query, group) jobs are
-    shared out among the threads together. Returns one (Q, K_e, N) array per
-    network.
-    """
-    first = nets[0]
-    for net in nets[1:]:
-        if (net.config.with_(seed=first.config.seed, shuffle=first.config.shuffle) != first.config):
-            raise ConfigError("networks run together must share everything but seed and regions")
-    cfg = first.config
-    rates = cfg.query_rates(rates_hz)
-    seeds = [net.config.seed if s is None else s for net, s in
-             zip(nets, seeds if seeds is not None else [None] * len(nets))]
-    ids = np.asarray(query_ids, np.int64)
-    n_present = steps(cfg.params.present_ms, cfg.dt)
-    packed = cfg.packed(learning=False)
-    if all(m is not None and np.shape(m)[-1] < module_engine.MAX_MODULES for m in modules):
-        # A few pre-selected modules per query: one module per job, no empty lanes.
-        ks = [np.shape(m)[-1] for m in modules]
-        chosen = np.full((len(nets), len(rates), max(ks)), -1, np.int64)  # -1: no module, counts 0
-        for e, m in enumerate(modules):
-            chosen[e, :, :ks[e]] = m
-        if first._module_scratch is None:
-            first._module_scratch = module_engine.scratch(n_present, first.slot_t, get_num_threads())
-        counts = _presentations(cfg, ids, lambda stream_ids: module_engine.infer_modules(
-            packed, [n.weights for n in nets], [n.theta for n in nets], [n.slot_t for n in nets],
-            seeds, rates, n_present, stream_ids, chosen, *first._module_scratch))
-        return [counts[e, :, :k] for e, k in enumerate(ks)]
-    inputs = [net._lane_inputs(m, len(rates)) for net, m in zip(nets, modules)]
-    n_groups = max(groups.shape[1] for _, groups, _ in inputs)
-    groups = np.full((len(nets), len(rates), n_groups, lane_engine.GROUP), -1, np.int64)
-    for e, (_, g, _) in enumerate(inputs):
-        groups[e, :, :g.shape[1]] = g
-    if first._scratch is None:
-        first._scratch = lane_engine.scratch(n_present, first.slot_t, get_num_threads())
-    counts = _presentations(cfg, ids, lambda stream_ids: lane_engine.infer_members(
-        packed, [n.weights for n in nets], [wl for wl, _, _ in inputs], [n.theta for n in nets],
-        [n.slot_t for n in nets], seeds, rates, n_present, stream_ids, groups, *first._scratch))
-    return [lane_engine.lane_counts(counts[e], k) for e, (_, _, k) in enumerate(inputs)]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vprsnn_ros.snn.coding import rates_hz
 from vprsnn_ros.snn.network import ModularSNN, hyperactive_mask
 
 
@@ -153,7 +152,7 @@ def calibrate_k(net: ModularSNN, query_pixels: np.ndarray, query_places: np.ndar
     """
     modules = np.asarray(modules)
     if counts is None:
-        counts = net.spike_counts(rates_hz(query_pixels).astype(np.float64),
+        counts = net.spike_counts(net.config.input_rates(query_pixels),
                                   np.arange(len(query_pixels)), modules=modules)
     ranker = ModuleRanker(net, modules, threshold)
     order = np.argsort(-ranker.module_scores(query_pixels), axis=1, kind="stable")

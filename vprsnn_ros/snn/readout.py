@@ -227,19 +227,3 @@ def zscore_merge(S: np.ndarray, mean: np.ndarray, std: np.ndarray,
     out = np.full(S.shape, -np.inf)
     out[:, layout.perm] = np.where(sd > 0, dev / np.where(sd > 0, sd, 1.0), 0.0)
     return out
-
-
-def bounded_confidence(scores: np.ndarray, n_terms: float) -> np.ndarray:
-    """Confidence in (0, 1) for scores on an unbounded scale (z-scores, SeqSLAM sums).
-
-        confidence = 1 / (1 + exp(-s1 / n_terms))
-
-    with s1 the best score and ``n_terms`` the number of summed score vectors
-    (sequence length x ensemble size). An increasing function of s1, so it
-    ranks (and gives the PR curve of) the best score itself; -inf rows give 0.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    best = np.max(np.where(np.isfinite(s), s, -np.inf), axis=-1)
-    with np.errstate(over="ignore"):
-        conf = 1.0 / (1.0 + np.exp(-np.where(np.isfinite(best), best, -np.inf) / n_terms))
-    return np.where(np.isfinite(best), conf, 0.0)

@@ -46,7 +46,6 @@ from vprsnn_ros.errors import ConfigError, DataError, ModelError
 from vprsnn_ros.model.network_io import THUMBNAILS_PART, load_network, load_thumbnails
 from vprsnn_ros.model.store import MANIFEST, ModelStore
 from vprsnn_ros.parallel.runner import LocalRunner, Runner
-from vprsnn_ros.snn.coding import rates_hz
 from vprsnn_ros.snn.module_training import ModuleResult
 from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, NetworkConfig
 from vprsnn_ros.snn.profiles import Profile
@@ -263,8 +262,7 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         regions = list(net.regions) + new_regions
         full = replace(net, n_places=n_total, regions=regions, weights=np.concatenate([net.weights, w_new]),
                        theta=np.concatenate([net.theta, th_new]),
-                       assignments=np.concatenate([net.assignments, a_new]), active_images=active,
-                       _layout=None, _interleaved=None, _scratch=None, _module_scratch=None, _slot_t=None)
+                       assignments=np.concatenate([net.assignments, a_new]), active_images=active)
         mods = full.module_split("calibration")
         cal_net = replace(full, regions=[regions[m] for m in mods], weights=full.weights[mods],
                           theta=full.theta[mods], assignments=full.assignments[mods],
@@ -292,9 +290,8 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         whole = replace(net, n_places=n_total, regions=list(net.regions) + new_regions,
                         weights=np.concatenate([net.weights, w_new]),
                         theta=np.concatenate([net.theta, th_new]),
-                        assignments=np.concatenate([net.assignments, a_new]), active_images=active,
-                        _layout=None, _interleaved=None, _scratch=None, _module_scratch=None, _slot_t=None)
-        stats = record_reference(whole, rates_hz(all_pixels).astype(np.float64), progress)
+                        assignments=np.concatenate([net.assignments, a_new]), active_images=active)
+        stats = record_reference(whole, whole.config.input_rates(all_pixels), progress)
         stage.put("reference_stats", stats.arrays(), tag)
     if thumbnails is not None and store.has_part(THUMBNAILS_PART):
         old_thumbs = load_thumbnails(store)

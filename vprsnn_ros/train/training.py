@@ -30,7 +30,6 @@ from vprsnn_ros.model.network_io import (
 from vprsnn_ros.model.store import ModelStore
 from vprsnn_ros.parallel.runner import LocalRunner, Runner
 from vprsnn_ros.parallel.tasks import REFERENCE_STREAM, activity_task, spike_count_task, train_module_task
-from vprsnn_ros.snn.coding import rates_hz
 from vprsnn_ros.snn.kernels.lanes import GROUP as LANES
 
 # Re-exported: callers (tests, benches) import these from here.
@@ -406,7 +405,7 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
     train_seconds = time.perf_counter() - started
     net = load_network(store, require_complete=False)
     record_start = time.perf_counter()
-    reference_rates = rates_hz(traverses[0]).astype(np.float64)
+    reference_rates = config.input_rates(traverses[0])
     stats = _record(runner, net, delays, traverses[0], profile, progress)
     store.write_part("hyperactivity", {"active_images": net.active_images})
     save_reference_parts(store, stats, traverses[0])
@@ -458,7 +457,7 @@ def _record(runner: Runner, net: ModularSNN, delays: np.ndarray, reference: np.n
     statistics are gathered here in a second pass (every model keeps them, so
     that any model can be read out with z-scores).
     """
-    rates = rates_hz(reference).astype(np.float64)
+    rates = net.config.input_rates(reference)
     if runner.in_process:
         return record_reference(net, rates, progress)
     net.active_images[:] = record_activity(runner, net.config, delays, net.weights, net.theta,

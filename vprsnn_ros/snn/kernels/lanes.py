@@ -16,9 +16,9 @@ A query is computed in two phases per group of 8 modules:
        drive[t, j, b] = sum_i  W_b[i, j] * [input i emitted at t - slot[i, j]]
 
    summed over i in ascending order (the order fixes the float32 rounding; the
-   scalar kernel :func:`kernels.simulate` adds in the same order). This is ~3.4 M
+   scalar kernel :func:`.scalar.simulate` adds in the same order). This is ~3.4 M
    vector adds per group and query, most of the cost.
-2. **Dynamics.** The membrane equations of :func:`kernels.simulate` (Euler, same
+2. **Dynamics.** The membrane equations of :func:`.scalar.simulate` (Euler, same
    order of operations), on the drive, all 8 lanes in one flat vectorised loop
    (:func:`_simulate_lanes`).
 
@@ -33,7 +33,7 @@ whole jobs with its own buffers (no synchronisation); with fewer (one
 pre-selected group), the drive of one job is split over the threads by neuron
 blocks and the dynamics run on one.
 
-Exactness: spike counts equal those of :func:`kernels.simulate` run on the same
+Exactness: spike counts equal those of :func:`.scalar.simulate` run on the same
 shared input train, bit for bit, whichever modules share a group (tested).
 """
 
@@ -44,7 +44,7 @@ from numba import njit, prange
 from numba.core import config as numba_config
 from numba.typed import List
 
-from vprsnn_ros.snn.kernels.scalar import (
+from vprsnn_ros.snn.kernels.common import (
     SHARED_STREAM,
     _euler_v_exc,
     _euler_v_inh,
@@ -144,10 +144,11 @@ def _simulate_lanes(P, theta, drive, n_present, counts, lanes):
     """Frozen simulation from rest of ``lanes`` modules given their input drive.
 
     ``theta`` (N * lanes,), ``drive`` (T, N * lanes) from :func:`_drive_block`
-    (flattened [neuron, lane]; lanes = 1 for :mod:`module_engine`); ``counts``
-    (N * lanes,) receives the excitatory spike counts. Same equations and order as :func:`kernels.simulate` with
-    ``learn=False`` and ``n_rest=0``. The neuron loops are branch-free (selects,
-    refractory periods as step countdowns) so that they vectorise.
+    (flattened [neuron, lane]; lanes = 1 for :mod:`.modules`); ``counts``
+    (N * lanes,) receives the excitatory spike counts. Same equations and order
+    as :func:`.scalar.simulate` with ``learn=False`` and ``n_rest=0``. The neuron
+    loops are branch-free (selects, refractory periods as step countdowns) so
+    that they vectorise.
     """
     n = theta.shape[0]
     (a_e, a_i, d_ge, d_gi, d_ge_i, timer_inc, refrac_e_steps, refrac_i_steps, v_rest_e, v_rest_i,

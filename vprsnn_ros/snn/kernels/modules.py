@@ -1,6 +1,6 @@
 """Frozen inference one module per job: the engine for a few pre-selected modules.
 
-The lane engine (:mod:`lane_engine`) runs 8 modules side by side, one 8-wide
+The lane engine (:mod:`.lanes`) runs 8 modules side by side, one 8-wide
 vector add per synaptic event. With pre-selection a query often runs fewer
 modules than that (K = 1 by default on Nordland), and the empty lanes cost as
 much as full ones: 8x the synaptic work, plus interleaving the chosen module's
@@ -13,7 +13,7 @@ weights. Here each (network, query, module) job runs one module alone:
    one scalar add per synaptic event, accumulated in rows of T floats that
    stay in L1 (the same order of float32 additions as the lane and scalar
    kernels, so the counts are the same bit for bit);
-2. **Dynamics**: :func:`lane_engine._simulate_lanes` with one lane (vectorised
+2. **Dynamics**: :func:`.lanes._simulate_lanes` with one lane (vectorised
    across the module's neurons instead of across modules).
 
 Threads: with at least as many jobs as threads each thread runs whole jobs;
@@ -122,7 +122,7 @@ def infer_modules(P: np.ndarray, Ws, thetas, slots, seeds, rates_hz: np.ndarray,
                   drive: np.ndarray) -> np.ndarray:
     """Spike counts (E, Q, K, N) of each network's ``modules`` (E, Q, K) for each query, from rest.
 
-    Arguments as :func:`lane_engine.infer_members` (``thetas`` (M, N) float64
+    Arguments as :func:`.lanes.infer_members` (``thetas`` (M, N) float64
     per network); ``rows`` and ``drive`` from :func:`scratch`. Equal to the lane
     engine's counts for the same modules, bit for bit.
     """

@@ -1,0 +1,1 @@
+"""Accuracy benches on Nordland: ``python -m bench.accuracy.NAME --help``."""

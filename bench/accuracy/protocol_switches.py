@@ -1,0 +1,96 @@
+"""Input-coding switches on the 3,300-place protocol: calibration decides, test is reported.
+
+    python -m bench.accuracy.protocol_switches MODEL [MODEL ...] --gains 1 2 [--preselect 1] [--places 3300]
+
+For each trained model (e.g. one trained with Poisson and one with regular
+spike trains) and each query rate gain: the reference is recorded again with
+that gain (hyperactivity and the z-score statistics, as training would), then
+every winter query of each split runs its top ``--preselect`` modules
+(template pre-selection, the model's K by default) and is scored with the
+z-score readout. T is chosen on the calibration split (best R@1, smallest T
+among ties) and applied to the test split. Prints R@1 single frame and with
+sequences of ``--sequence-length`` (diagonal) for both splits, the SAD baseline,
+and which configuration wins on calibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import cpu_line, load_nordland, r1
+from vprsnn_ros.eval.baseline import sad_scores
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.network import DEFAULT_T_SWEEP
+from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
+from vprsnn_ros.snn.sequence import match_sequences
+from vprsnn_ros.train.training import record_reference
+
+
+def split_scores(net, pixels: np.ndarray, split: str, k: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Scores (Q, n_split_places) of a split's queries for every T of the sweep, top-k modules run."""
+    modules, places = net.module_split(split), net.split_places(split)
+    k = effective_k(net, k, len(modules))
+    chosen = ModuleRanker(net, modules, 0).top_modules(pixels[places], k) if k < len(modules) else modules
+    counts = net.spike_counts(rates_hz(pixels[places]).astype(np.float64), np.arange(len(places)),
+                              modules=chosen)
+    return [net.scores(counts, modules=chosen, threshold=t, readout="zscore")[:, places]
+            for t in DEFAULT_T_SWEEP], places
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", type=Path, nargs="+")
+    ap.add_argument("--gains", type=float, nargs="+", default=[1.0, 2.0])
+    ap.add_argument("--preselect", type=int, default=None, metavar="K", help="default: each model's K")
+    ap.add_argument("--places", type=int, default=3300)
+    ap.add_argument("--sequence-length", type=int, default=10)
+    ap.add_argument("--out", type=Path, help="JSON of the table")
+    args = ap.parse_args()
+    _, ref, qry = load_nordland(args.places)
+    L = args.sequence_length
+    print(cpu_line())
+    rows = []
+    for path in args.models:
+        net = load_network(path)
+        trained = net.config
+        for gain in args.gains:
+            started = time.perf_counter()
+            net.config = trained.with_(query_rate_gain=gain)
+            record_reference(net, rates_hz(ref).astype(np.float64))
+            record_s = time.perf_counter() - started
+            cal, cal_places = split_scores(net, qry, "calibration", args.preselect)
+            test, test_places = split_scores(net, qry, "test", args.preselect)
+            sweep = [r1(S) for S in cal]
+            best = max(range(len(sweep)), key=lambda i: (sweep[i], -i))
+            row = {"model": str(path), "spike_trains": trained.spike_trains, "query_rate_gain": gain,
+                   "T": DEFAULT_T_SWEEP[best], "k": effective_k(net, args.preselect, 10**9),
+                   "calibration": sweep[best], "calibration_seq": r1(match_sequences(cal[best], L, "diagonal")),
+                   "test": r1(test[best]), "test_seq": r1(match_sequences(test[best], L, "diagonal")),
+                   "record_seconds": round(record_s, 1)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        net.config = trained
+    sad = {}
+    for split in ("calibration", "test"):
+        places = net.split_places(split)
+        S = sad_scores(qry[places], ref[places])
+        sad[split] = (r1(S), r1(match_sequences(S, L, "diagonal")))
+    print(f"SAD: calibration {sad['calibration'][0]} (seq {sad['calibration'][1]}), "
+          f"test {sad['test'][0]} (seq {sad['test'][1]})")
+    best = max(rows, key=lambda r: r["calibration"])
+    print(f"best on calibration: {best['model']} {best['spike_trains']} gain {best['query_rate_gain']} "
+          f"T {best['T']}: calibration {best['calibration']}, test {best['test']} (seq {best['test_seq']})")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "sad": sad}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

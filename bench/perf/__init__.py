@@ -1,0 +1,1 @@
+"""Speed, latency, memory and cost benches: ``python -m bench.perf.NAME --help``."""

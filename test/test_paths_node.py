@@ -1,0 +1,441 @@
+"""The localizer node's paths nobody tested (issue 18, item 6), each over real DDS.
+
+Every test starts ``python -m vprsnn_ros.nodes.localizer_node`` as a process of
+its own on a ROS domain of its own (``ros_domains`` of conftest.py, loopback
+discovery) and talks to it from an rclpy Context of this process. Frames are
+sent lock-step (one frame, wait for its answer) wherever the answer is
+compared with the offline :class:`Localizer`: with sequence length and random
+streams indexed by the frame's position in the stream, the node's answer to
+its k-th frame is then exactly the offline answer to frame k. Nothing waits
+on a fixed sleep; every wait has a deadline, and every process is killed at
+the end of its test.
+
+* the node on a 2-seed ensemble with pre-selection (K = 2 of 4 modules) and
+  the z-score readout answers exactly as ``Localizer`` offline, frame by frame;
+* ``vprsnn replay-eval --preselect --sequence-matcher seqslam`` (node,
+  evaluator and bag player over DDS) gives the offline ``evaluate`` frame by
+  frame;
+* ``vprsnn extend`` then ``~/reload`` while frames stream at 30 Hz, with a
+  failed reload in the middle;
+* configure/cleanup cycles of a large-ish model: resident memory comes back;
+* ``set_parameters`` of ``preselect_k`` and ``sequence_matcher`` take effect
+  (and a bad value is refused);
+* ``~/estimate`` of a model trained from an odometry bag: per-place poses and
+  covariance; ``min_confidence`` turns the place id into -1.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:  # optional: the `ros` marker skips (fails in CI) when they are missing
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Float32, Int32
+    from std_srvs.srv import Trigger
+except ImportError:
+    rclpy = None
+
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route, write_route
+from vprsnn_ros.localizer import Localizer
+from vprsnn_ros.model.ensemble import load_model, write_ensemble_manifest
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.snn.profiles import TUNED
+from vprsnn_ros.train.training import train_network
+
+pytestmark = pytest.mark.slow  # and `ros` on every test that starts a node
+
+REPO = Path(__file__).resolve().parents[1]
+NODE = "vprsnn_localizer"
+IMAGE_TOPIC = "/paths_cam/image"
+READY_TIMEOUT = 120.0   # node start on a busy 2-core machine: imports, model load, kernel warm-up
+FRAME_TIMEOUT = 30.0
+CONFIG = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)
+
+
+# --------------------------------------------------------------------------
+# the node process and this process's ROS side
+# --------------------------------------------------------------------------
+
+class NodeProcess:
+    """The localizer in its own process group; output collected by a reader thread."""
+
+    def __init__(self, domain: int, model: Path | str, params: dict | None = None):
+        cmd = [sys.executable, "-m", "vprsnn_ros.nodes.localizer_node", "--ros-args",
+               "-p", f"model_path:={model}", "-r", f"image:={IMAGE_TOPIC}"]
+        for name, value in (params or {}).items():
+            cmd += ["-p", f"{name}:={value}"]
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                   PYTHONUNBUFFERED="1")
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self.proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, start_new_session=True,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, errors="replace")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, needle: str, timeout: float, count: int = 1) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while sum(needle in line for line in self.lines) < count:
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+            return True
+
+    def wait_ready(self) -> None:
+        if not self.wait_for_line("ready:", READY_TIMEOUT):
+            pytest.fail(f"node not ready within {READY_TIMEOUT} s (exit {self.proc.poll()}):\n{self.output()}")
+
+    def rss_kb(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGINT to the group, SIGKILL after ``timeout``; the exit code (None if killed)."""
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+        self._reader.join(timeout=5)
+        return code
+
+
+def reliable(depth: int = 100) -> QoSProfile:
+    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=depth)
+
+
+def image_msg(image: np.ndarray, stamp: tuple[int, int]) -> Image:
+    a = np.ascontiguousarray(image)
+    msg = Image(height=a.shape[0], width=a.shape[1], encoding="bgr8" if a.ndim == 3 else "mono8",
+                is_bigendian=0, step=a.shape[1] * (a.shape[2] if a.ndim == 3 else 1), data=a.tobytes())
+    msg.header.stamp = Time(sec=stamp[0], nanosec=stamp[1])
+    msg.header.frame_id = "paths_cam"
+    return msg
+
+
+def stamp_of(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+class Client:
+    """An rclpy Context on the node's domain, subscribed to its outputs."""
+
+    def __init__(self, domain: int):
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(f"paths_test_{domain}_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.estimates: list = []
+        self.place_ids: list[int] = []
+        self.confidences: list[float] = []
+        self.scores: list = []
+        self.diagnostics: list[dict] = []
+        n = self.node
+        self.sub_estimate = n.create_subscription(PoseWithCovarianceStamped, f"/{NODE}/estimate",
+                                                  self.estimates.append, reliable(1000))
+        n.create_subscription(Int32, f"/{NODE}/place_id", lambda m: self.place_ids.append(m.data), reliable(1000))
+        n.create_subscription(Float32, f"/{NODE}/confidence", lambda m: self.confidences.append(m.data),
+                              reliable(1000))
+        n.create_subscription(Image, f"/{NODE}/scores", self.scores.append, reliable(1000))
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable(100))
+        self.pub = n.create_publisher(Image, IMAGE_TOPIC, reliable(100))
+        self.reload_client = n.create_client(Trigger, f"/{NODE}/reload")
+        self.param_client = n.create_client(SetParameters, f"/{NODE}/set_parameters")
+        self.change_client = n.create_client(ChangeState, f"/{NODE}/change_state")
+        self.state_client = n.create_client(GetState, f"/{NODE}/get_state")
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if status.name == NODE:
+                self.diagnostics.append({kv.key: kv.value for kv in status.values})
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return bool(predicate())
+            self.executor.spin_once(timeout_sec=min(0.02, left))
+        return True
+
+    def connect(self, node: NodeProcess, timeout: float = 60.0) -> None:
+        ok = self.spin_until(lambda: self.pub.get_subscription_count() >= 1
+                             and self.sub_estimate.get_publisher_count() >= 1
+                             and self.reload_client.service_is_ready()
+                             and self.param_client.service_is_ready(), timeout)
+        assert ok, f"not connected to the node within {timeout} s; alive {node.alive()}:\n{node.output()}"
+
+    def call(self, client, request, timeout: float = 90.0):
+        assert client.wait_for_service(timeout_sec=timeout), f"no service {client.srv_name}"
+        future = client.call_async(request)
+        assert self.spin_until(future.done, timeout), f"no answer from {client.srv_name}"
+        return future.result()
+
+    def set_params(self, **values):
+        params = []
+        for name, value in values.items():
+            if isinstance(value, bool):
+                v = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+            elif isinstance(value, int):
+                v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+            elif isinstance(value, float):
+                v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+            else:
+                v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+            params.append(Parameter(name=name, value=v))
+        return self.call(self.param_client, SetParameters.Request(parameters=params)).results
+
+    def reload(self):
+        return self.call(self.reload_client, Trigger.Request())
+
+    def transition(self, transition_id: int) -> bool:
+        return bool(self.call(self.change_client, ChangeState.Request(
+            transition=Transition(id=transition_id)), timeout=READY_TIMEOUT).success)
+
+    def lockstep(self, node: NodeProcess, frames, first_stamp: int = 0) -> list[dict]:
+        """Send each frame and wait for its ~/place_id and ~/confidence (and ~/estimate when the
+        place id is defined); returns one dict per frame."""
+        answers = []
+        for k, frame in enumerate(frames):
+            n_conf = len(self.confidences)
+            self.pub.publish(image_msg(frame, (first_stamp + k, 7)))
+            ok = self.spin_until(lambda n=n_conf: len(self.confidences) > n and len(self.place_ids) > n,
+                                 FRAME_TIMEOUT)
+            assert ok, f"no answer to frame {k} within {FRAME_TIMEOUT} s:\n{node.output()}"
+            assert len(self.confidences) == n_conf + 1, "more than one answer to one frame"
+            answers.append({"place_id": self.place_ids[-1], "confidence": self.confidences[-1]})
+        # The estimates (published only for defined places) and scores come on their own topics.
+        self.spin_until(lambda: False, 0.3)
+        by_stamp = {stamp_of(e): e for e in self.estimates}
+        scores = {stamp_of(s): s for s in self.scores}
+        for k, a in enumerate(answers):
+            a["estimate"] = by_stamp.get((first_stamp + k, 7))
+            a["scores"] = scores.get((first_stamp + k, 7))
+        return answers
+
+
+@pytest.fixture
+def node_factory():
+    started: list[NodeProcess] = []
+
+    def start(*args, **kwargs) -> NodeProcess:
+        node = NodeProcess(*args, **kwargs)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.stop(timeout=5.0)
+
+
+@pytest.fixture
+def client_factory():
+    clients: list[Client] = []
+
+    def make(domain: int) -> Client:
+        c = Client(domain)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+def assert_same_answers(got: list[dict], expected: list, label: str) -> None:
+    """Node answers vs offline Estimates: place id exactly, confidence as its float32, the
+    estimate's x (no poses: the place id) and, when published, every score as float32."""
+    assert [a["place_id"] for a in got] == [e.place_id for e in expected], label
+    assert [a["confidence"] for a in got] == [float(np.float32(e.confidence)) for e in expected], label
+    for k, (a, e) in enumerate(zip(got, expected)):
+        if e.place_id >= 0:
+            assert a["estimate"] is not None, f"{label}: no estimate for frame {k}"
+            assert a["estimate"].pose.pose.position.x == float(e.place_id), f"{label}: frame {k}"
+        if a["scores"] is not None:
+            values = np.frombuffer(bytes(a["scores"].data), np.float32)
+            np.testing.assert_array_equal(values, np.asarray(e.scores, np.float32), err_msg=f"{label}: frame {k}")
+
+
+# --------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def route16():
+    reference, query = make_route(16, seed=3)
+    return reference, query
+
+
+@pytest.fixture(scope="module")
+def ensemble(route16, tmp_path_factory) -> Path:
+    """Two seeds of the tuned profile (z-score readout) on 16 places, 4 modules each."""
+    reference, _ = route16
+    root = tmp_path_factory.mktemp("paths_ensemble") / "ensemble"
+    pixels, names = preprocess_batch(reference), [f"p{k:02d}" for k in range(16)]
+    for seed in (0, 1):
+        train_network(CONFIG.with_(seed=seed), [pixels], names, root / f"seed_{seed}", workers=2, profile=TUNED)
+    write_ensemble_manifest(root, ["seed_0", "seed_1"])
+    return root
+
+
+# --------------------------------------------------------------------------
+# 1. ensemble + pre-selection + z-score readout over DDS == Localizer offline
+# --------------------------------------------------------------------------
+
+@pytest.mark.ros
+def test_node_on_an_ensemble_with_preselection_and_zscore_equals_localizer(
+        ensemble, route16, ros_domains, node_factory, client_factory):
+    _, query = route16
+    members = load_model(ensemble)
+    assert len(members) == 2 and all(m.readout == "zscore" and m.n_modules == 4 for m in members)
+    settings = dict(preselect_k=2, sequence_length=3)
+    domain = ros_domains.new()
+    node = node_factory(domain, ensemble, {"reliable": "true", "publish_scores": "true",
+                                           "preselect_k": 2, "sequence_length": 3})
+    client = client_factory(domain)
+    node.wait_ready()
+    client.connect(node)
+    got = client.lockstep(node, query)
+    offline = Localizer(ensemble, **settings)
+    expected = [offline.localize(frame) for frame in query]
+    print(f"\nnode    {[a['place_id'] for a in got]}\noffline {[e.place_id for e in expected]}")
+    # The setting is what the test says it is: each member ran 2 of its 4 modules per frame,
+    # and that changed the answers (so an ignored preselect_k would fail below).
+    assert offline.preselect == [2, 2] and all(m.shape == (1, 2) for m in offline.last_modules)
+    for other in (dict(preselect_k=0), dict(preselect_k=2, readout="mean")):
+        changed = Localizer(ensemble, sequence_length=3, **other)
+        assert [changed.localize(f).confidence for f in query] != [e.confidence for e in expected], other
+    assert_same_answers(got, expected, "ensemble, K = 2, zscore, L = 3")
+    assert sum(e.place_id == k for k, e in enumerate(expected)) >= 8, "the ensemble recognises too little"
+    assert node.stop() == 0, node.output()
+
+
+# --------------------------------------------------------------------------
+# 2. online == offline with pre-selection, both matchers; replay-eval over DDS
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("matcher", ["diagonal", "seqslam"])
+def test_online_localizer_equals_offline_evaluate_with_preselection(ensemble, route16, matcher):
+    """Frame by frame (Localizer, the node's path) vs the whole matrix at once (evaluate, the
+    CLI's path): the same sequence-matched scores to the bit, the same confidences."""
+    from vprsnn_ros.eval.metrics import evaluate_scores
+
+    _, query = route16
+    members = load_model(ensemble)
+    online = Localizer(ensemble, preselect_k=2, sequence_length=3, sequence_matcher=matcher)
+    estimates = [online.localize(frame) for frame in query]
+    report, S, gt = evaluate(members, preprocess_batch(query), split="all", preselect_k=2, sequence_length=3,
+                             sequence_matcher=matcher)
+    S_online = np.stack([e.scores for e in estimates])
+    np.testing.assert_array_equal(S_online, S)
+    assert [e.place_id for e in estimates] == [int(np.argmax(row)) if np.isfinite(row).any() else -1 for row in S]
+    confidence = np.array([e.confidence for e in estimates])
+    again = evaluate_scores(S_online, gt, confidence=confidence)
+    assert again["pr_auc"] == report["pr_auc"] and again["recall"] == report["recall"]
+    assert report["preselect_k"] == [2, 2] and report["readout"] == "zscore"
+    assert report["sequence_matcher"] == matcher
+
+
+@pytest.mark.ros
+def test_replay_eval_with_preselect_and_seqslam_equals_offline_evaluate(ensemble, route16, ros_domains, tmp_path):
+    """``vprsnn replay-eval --preselect 2 --sequence-length 3 --sequence-matcher seqslam``: bag player,
+    node and evaluator over DDS; every frame's answer is the offline evaluation's."""
+    from vprsnn_ros.io.bags import write_bag_from_folder
+    from vprsnn_ros.io.sources import load_traverse
+
+    _, query_dir = write_route(tmp_path / "route", 16, seed=3)
+    bag = write_bag_from_folder(query_dir, tmp_path / "query_bag", rate_hz=10.0, start_time_ns=10**18)
+    out = tmp_path / "report"
+    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domains.new()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    cmd = [sys.executable, "-m", "vprsnn_ros.cli", "replay-eval", "--model", str(ensemble), "--bag", str(bag),
+           "--report", str(out), "--preselect", "2", "--sequence-length", "3", "--sequence-matcher", "seqslam",
+           "--timeout", "300"]
+    proc = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=420)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(out.glob("*.log")))
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{logs}"
+    report = __import__("json").loads((out / "report.json").read_text())
+    with (out / "frames.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    members = load_model(ensemble)
+    cfg = members[0].config
+    pixels = load_traverse(bag, cfg.image_size, cfg.patch).pixels
+    offline, S, _ = evaluate(members, pixels, split="all", preselect_k=2, sequence_length=3,
+                             sequence_matcher="seqslam")
+    expected = [int(np.argmax(row)) if np.isfinite(row).any() else -1 for row in S]
+    assert report["frames_played"] == 16 and report["frames_dropped"] == 0, report
+    assert [int(r["place_id"]) for r in rows] == expected
+    assert report["recall"] == offline["recall"]
+    assert report["pr_auc"] == offline["pr_auc"]
+    assert report["sequence_matcher"] == "seqslam" and report["readout"] == "zscore"
+    # The frames' confidences are the online Localizer's (6 decimals in the CSV).
+    online = Localizer(ensemble, preselect_k=2, sequence_length=3, sequence_matcher="seqslam")
+    from vprsnn_ros.io.bags import read_bag_frames
+
+    frames = read_bag_frames(bag).images
+    assert [r["confidence"] for r in rows] == [f"{online.localize(f).confidence:.6f}" for f in frames]
+    # The run had pre-selection: with every module the answers differ.
+    _, S_all, _ = evaluate(members, pixels, split="all", preselect_k=0, sequence_length=3,
+                           sequence_matcher="seqslam")
+    assert not np.array_equal(S_all, S)

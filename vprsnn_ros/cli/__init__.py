@@ -1,0 +1,45 @@
+"""``vprsnn``: train, evaluate, extend, inspect, replay and demo from the command line.
+
+One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``.
+Every error the package raises on purpose ends the command with one line on
+stderr and exit status 2; an interrupt with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from vprsnn_ros import __version__
+from vprsnn_ros.cli import bag, demo, evaluate, extend, info, replay_eval, train
+from vprsnn_ros.errors import VprsnnError
+
+_SUBCOMMANDS = (train, evaluate, extend, info, replay_eval, bag, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vprsnn", description=__doc__.splitlines()[0].replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"vprsnn_ros {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in _SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Warnings about the input (e.g. mixed image sizes) as one plain line each.
+    warnings.formatwarning = lambda message, *_args, **_kw: f"vprsnn: warning: {message}\n"
+    try:
+        return args.func(args)
+    except VprsnnError as exc:
+        print(f"vprsnn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vprsnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

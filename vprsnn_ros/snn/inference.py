@@ -1,0 +1,115 @@
+"""The one scoring path: preprocessed frames in, ensemble-summed place scores out.
+
+The localizer (one frame at a time), offline evaluation (batches of queries)
+and the cluster's scoring task (a block of queries on a worker) all score with
+a :class:`Scorer`. For each member network of an ensemble and each query::
+
+    modules   = top K candidate modules by template NCC (pre-selection,
+                :mod:`~vprsnn_ros.snn.preselect`), or every candidate module
+    counts    = spike counts of those modules, the query from rest on its own
+                random stream (seed, query id)          (:mod:`~vprsnn_ros.snn.engine`)
+    scores_e  = the member's readout of the counts      (:meth:`ModularSNN.scores`)
+    scores    = sum over members of scores_e
+
+The scorer holds all per-query state -- module rankers, laid-out weights and
+scratch buffers (a :class:`~vprsnn_ros.snn.engine.Workspace`) -- so the trained
+networks stay plain arrays that any number of scorers can share. A scorer is
+not thread-safe; make one per thread.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.snn import engine
+from vprsnn_ros.snn.network import ModularSNN
+from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
+from vprsnn_ros.snn.readout import check_readout
+
+
+class Scorer:
+    """Scores of an ensemble's places for preprocessed frames.
+
+    ``modules``: the candidate modules (e.g. the test split), default every
+    module. ``threshold``: the hyperactivity threshold T (None: each member's
+    own). ``preselect_k``: modules run per query (None: each member's
+    calibrated K; 0: every candidate). ``readout``: None = the model's.
+
+    >>> scorer = Scorer(load_model("models/demo"))
+    >>> S = scorer.scores(pixels, query_ids=np.arange(len(pixels)))   # (Q, n_places)
+    """
+
+    def __init__(self, members: Sequence[ModularSNN], *, modules: np.ndarray | None = None,
+                 threshold: int | None = None, preselect_k: int | None = None,
+                 readout: str | None = None) -> None:
+        members = list(members)
+        if not members:
+            raise ConfigError("scoring needs at least one network")
+        if threshold is not None and threshold < 0:
+            raise ConfigError("hyperactive_threshold must be >= 0 (0 = no masking)")
+        if preselect_k is not None and preselect_k < 0:
+            raise ConfigError("preselect_k must be >= 0 (0 = every module)")
+        first = members[0]
+        self.members = members
+        self.threshold = threshold
+        self.readout = check_readout(first.readout if readout is None else readout)
+        # None = every module: the full network, whose lane groups reuse interleaved weights.
+        all_modules = modules is None or (len(modules) == first.n_modules
+                                          and np.array_equal(modules, np.arange(first.n_modules)))
+        self.modules = None if all_modules else np.asarray(modules, dtype=np.int64)
+        n_candidates = first.n_modules if self.modules is None else len(self.modules)
+        self.k = [effective_k(net, preselect_k, n_candidates) for net in members]
+        self._rankers = [ModuleRanker(net, self.modules, threshold) if k < n_candidates else None
+                         for net, k in zip(members, self.k)]
+        self.workspace = engine.Workspace()
+        # Per member, the (Q, K) modules each query of the last call ran.
+        self.last_modules: list[np.ndarray] = []
+
+    @property
+    def n_places(self) -> int:
+        return self.members[0].n_places
+
+    def choose_modules(self, pixels: np.ndarray) -> list[np.ndarray | None]:
+        """Per member: (Q, K) pre-selected modules, or the candidates (None = all) for every query."""
+        return [self.modules if ranker is None else ranker.top_modules(pixels, k)
+                for ranker, k in zip(self._rankers, self.k)]
+
+    def spike_counts(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray,
+                     modules: list[np.ndarray | None]) -> list[np.ndarray]:
+        """Per member: spike counts (Q, K, N) of ``modules`` for preprocessed ``pixels`` (Q, n_in)."""
+        rates = self.members[0].config.input_rates(pixels)
+        return engine.spike_counts(self.members, rates, np.asarray(query_ids, np.int64), modules,
+                                   workspace=self.workspace)
+
+    def scores(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Ensemble-summed scores (Q, n_places) of preprocessed frames (Q, n_inputs) uint8.
+
+        Query q runs on random stream ``query_ids[q]``. With pre-selection,
+        places of modules that did not run score as the readout says
+        (:meth:`ModularSNN.scores`).
+        """
+        pixels = np.atleast_2d(pixels)
+        chosen = self.choose_modules(pixels)
+        counts = self.spike_counts(pixels, query_ids, chosen)
+        total = np.zeros((len(pixels), self.n_places))
+        for net, c, m in zip(self.members, counts, chosen):
+            total += net.scores(c, modules=m, threshold=self.threshold, readout=self.readout)
+        self.last_modules = [np.broadcast_to(np.arange(net.n_modules) if m is None else m,
+                                             (len(pixels), c.shape[1]))
+                             for net, c, m in zip(self.members, counts, chosen)]
+        return total
+
+    def scores_in_batches(self, pixels: np.ndarray, batch: int = 32,
+                          progress: Callable[[int, int], None] | None = None,
+                          first_id: int = 0) -> np.ndarray:
+        """:meth:`scores` of many queries, ``batch`` at a time; query q uses stream ``first_id + q``."""
+        total = np.zeros((len(pixels), self.n_places))
+        for start in range(0, len(pixels), batch):
+            stop = min(start + batch, len(pixels))
+            total[start:stop] = self.scores(pixels[start:stop], np.arange(first_id + start, first_id + stop))
+            if progress is not None:
+                progress(stop, len(pixels))
+        return total
