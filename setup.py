@@ -33,7 +33,7 @@ setup(
             "ros-lifecycle-msgs",
         ],
         # The tests, and the lint that CI runs before them (ruff.toml, setup.cfg [importlinter]).
-        "test": ["pytest>=8", "hypothesis>=6", "ruff>=0.5", "import-linter>=2.1"],
+        "test": ["pytest>=8,<9", "hypothesis>=6", "ruff>=0.5", "import-linter>=2.1"],
         # Distributed training and evaluation (--cluster); dask-jobqueue for PBS/SLURM is the
         # user's choice and not required here.
         "cluster": ["distributed>=2023.1"],

@@ -188,8 +188,17 @@ def _supported(argv: list[str], help_text: str) -> tuple[list[str], list[str]]:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"git {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def _run(cmd: list[str], **kwargs) -> str:
+    out = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr.strip()[-2000:]}")
+    return out.stdout
 
 
 def run_baseline(rev: str, module: str, argv: Sequence[str],
@@ -205,7 +214,7 @@ def run_baseline(rev: str, module: str, argv: Sequence[str],
     output is read by ``parse_text``. Options REV's script does not know are dropped
     (and named). The worktree and the folder are removed afterwards.
 
-    Returns ``{"rev", "commit", "command", "cpu", "rows", "dropped"}``.
+    Returns ``{"rev", "commit", "subject", "command", "cpu", "rows", "dropped"}``.
     """
     commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
     subject = _git("log", "-1", "--format=%h %s", commit)
@@ -220,8 +229,8 @@ def run_baseline(rev: str, module: str, argv: Sequence[str],
         env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "numba_cache"), PYTHONDONTWRITEBYTECODE="1",
                    VPRSNN_NORDLAND=str(NORDLAND.resolve()))
         env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])
-        found = subprocess.run([sys.executable, "-c", "import vprsnn_ros; print(vprsnn_ros.__file__)"],
-                               cwd=tree, env=env, capture_output=True, text=True, check=True).stdout.strip()
+        found = _run([sys.executable, "-c", "import vprsnn_ros; print(vprsnn_ros.__file__)"],
+                     cwd=tree, env=env).strip()
         if not Path(found).resolve().is_relative_to(tree.resolve()):
             raise RuntimeError(f"the baseline would import vprsnn_ros from {found}, not from {tree}")
         name = module.rsplit(".", 1)[-1]
@@ -231,8 +240,7 @@ def run_baseline(rev: str, module: str, argv: Sequence[str],
             cmd, as_json = [sys.executable, str(Path("bench") / f"{name}.py")], False
         else:
             raise RuntimeError(f"{rev} has neither bench/{module.replace('.', '/')}.py nor bench/{name}.py")
-        help_text = subprocess.run([*cmd, "--help"], cwd=tree, env=env, capture_output=True, text=True,
-                                   check=True).stdout
+        help_text = _run([*cmd, "--help"], cwd=tree, env=env)
         args, dropped = _supported(list(argv), help_text)
         if dropped:
             print(f"[baseline {rev}] its bench does not know {' '.join(dropped)}: left out", file=sys.stderr)
@@ -240,33 +248,33 @@ def run_baseline(rev: str, module: str, argv: Sequence[str],
         print(f"[baseline {rev}] {subject}\n[baseline {rev}] running {' '.join(cmd[1:])} in {tree}",
               file=sys.stderr, flush=True)
         lines = []
-        with subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        with subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as proc:
             for line in proc.stdout:
                 lines.append(line)
-                print(f"[baseline {rev}] {line}", end="", file=sys.stderr, flush=True)
+                if not (as_json and line.startswith('{"bench"')):
+                    print(f"[baseline {rev}] {line}", end="", file=sys.stderr, flush=True)
         if proc.returncode:
             raise RuntimeError(f"the baseline bench of {rev} failed (exit {proc.returncode})")
         text = "".join(lines)
         if as_json:
-            result = json.loads(text.strip().splitlines()[-1])
+            result = json.loads(next(ln for ln in reversed(lines) if ln.startswith('{"bench"')))
             cpu, rows = result.get("cpu", ""), result["rows"]
         else:
-            cpu = next((ln.strip() for ln in lines if ln.strip()), "")
+            cpu = next((ln.strip() for ln in lines if ln.startswith("CPU ")), "(no CPU line printed)")
             rows = parse_text(text)
         if not rows:
             raise RuntimeError(f"no rows read from the baseline output of {rev}")
         return {"rev": rev, "commit": commit, "subject": subject, "command": " ".join(cmd[1:]), "cpu": cpu,
                 "rows": rows, "dropped": dropped}
     finally:
-        try:
-            _git("worktree", "remove", "--force", str(tree))
-        except subprocess.CalledProcessError:
-            pass
+        if tree.exists():
+            try:
+                _git("worktree", "remove", "--force", str(tree))
+            except RuntimeError as e:
+                print(f"[baseline {rev}] {e}; remove it with: git worktree remove --force {tree}",
+                      file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            _git("worktree", "prune")
-        except subprocess.CalledProcessError:
-            pass
 
 
 def _cell(seconds: float | None) -> str:

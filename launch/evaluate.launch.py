@@ -26,6 +26,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("sequence_matcher", default_value="diagonal", description="diagonal or seqslam"),
         DeclareLaunchArgument("preselect_k", default_value="-1",
                               description="modules run per frame (-1: the model's K, 0: every module)"),
+        DeclareLaunchArgument("readout", default_value="",
+                              description="place readout ('' = the model's profile, mean or zscore)"),
+        DeclareLaunchArgument("hyperactive_threshold", default_value="-1",
+                              description="hyperactivity threshold T (-1: the model's, 0: no masking)"),
         DeclareLaunchArgument("report_dir", default_value="replay_report", description="report folder"),
     ]
     sequence_length = ParameterValue(arg("sequence_length"), value_type=int)
@@ -33,13 +37,15 @@ def generate_launch_description() -> LaunchDescription:
         package="vprsnn_ros", executable="localizer", name="vprsnn_localizer", output="screen",
         parameters=[{"model_path": arg("model"), "reliable": True, "publish_scores": True,
                      "sequence_length": sequence_length, "sequence_matcher": arg("sequence_matcher"),
-                     "preselect_k": ParameterValue(arg("preselect_k"), value_type=int)}],
+                     "preselect_k": ParameterValue(arg("preselect_k"), value_type=int),
+                     "readout": ParameterValue(arg("readout"), value_type=str),
+                     "hyperactive_threshold": ParameterValue(arg("hyperactive_threshold"), value_type=int)}],
         remappings=[("image", IMAGE_TOPIC)])
     evaluator = Node(
         package="vprsnn_ros", executable="evaluator", name="vprsnn_evaluator", output="screen",
         parameters=[{"bag": arg("bag"), "topic": arg("topic"), "model": arg("model"),
                      "sequence_length": sequence_length, "sequence_matcher": arg("sequence_matcher"),
-                     "report_dir": arg("report_dir")}],
+                     "readout": ParameterValue(arg("readout"), value_type=str), "report_dir": arg("report_dir")}],
         remappings=[("image", IMAGE_TOPIC)])
     player = Node(
         package="vprsnn_ros", executable="bag_player", name="vprsnn_bag_player", output="screen",

@@ -47,7 +47,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 CI_INSTALLS = frozenset({
     "rclpy", "ament_index_python", "builtin_interfaces", "rcl_interfaces", "std_msgs", "sensor_msgs",
     "geometry_msgs", "diagnostic_msgs", "std_srvs", "nav_msgs", "lifecycle_msgs",
-    "dask", "distributed", "hypothesis", "colcon_core", "colcon_ros",
+    "dask", "distributed", "hypothesis", "colcon_core", "colcon_ros", "setuptools",
 })
 # Where a missing module comes from, for the skip reason.
 _WHERE = {
@@ -114,6 +114,21 @@ def require_nordland(*parts: str) -> Path:
         missing_dependency(f"the Nordland data is not here: {path} is missing "
                            f"(set VPRSNN_NORDLAND to its folder)", ci_installs=True)
     return path
+
+
+class Dependencies:
+    """The dependency checks, for fixtures and tests (``deps`` fixture): ``deps.require(module)``
+    instead of ``pytest.importorskip``, ``deps.nordland(*parts)``, ``deps.missing(reason, ...)``."""
+
+    require = staticmethod(require)
+    nordland = staticmethod(require_nordland)
+    missing = staticmethod(missing_dependency)
+    in_ci = IN_CI
+
+
+@pytest.fixture(scope="session")
+def deps() -> Dependencies:
+    return Dependencies()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -17,8 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import setuptools
-from conftest import missing_dependency
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires("colcon_core", "colcon_ros")]
 
@@ -27,22 +25,23 @@ PACKAGE_FILES = ("setup.py", "setup.cfg", "package.xml", "README.md", "resource"
 EXECUTABLES = ("localizer", "trainer", "bag_player", "evaluator", "vprsnn")
 
 
-def colcon() -> str:
+def colcon(deps) -> str:
     """The colcon executable; a skip (a failure in CI, which installs colcon and setuptools < 72)
     where there is none, or where setuptools is too new for colcon's ament_python build."""
+    setuptools = deps.require("setuptools")
     if int(setuptools.__version__.split(".")[0]) >= 72:
-        missing_dependency(f"setuptools {setuptools.__version__}: colcon's ament_python build needs "
-                           f"setuptools < 72 (pip install 'setuptools<72')", ci_installs=True)
+        deps.missing(f"setuptools {setuptools.__version__}: colcon's ament_python build needs "
+                     f"setuptools < 72 (pip install 'setuptools<72')", ci_installs=True)
     found = shutil.which("colcon", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                          os.environ.get("PATH", "")]))
     if found is None:
-        missing_dependency("the colcon executable is not on PATH (pip install colcon-core colcon-ros)",
-                           ci_installs=True)
+        deps.missing("the colcon executable is not on PATH (pip install colcon-core colcon-ros)",
+                     ci_installs=True)
     return found
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
+def installed(tmp_path_factory, deps) -> Path:
     """install/vprsnn_ros of a fresh workspace holding a copy of the package."""
     ws = tmp_path_factory.mktemp("colcon_ws")
     src = ws / "src" / "vprsnn_ros"
@@ -54,7 +53,7 @@ def installed(tmp_path_factory) -> Path:
             shutil.copytree(path, src / name, ignore=ignore)
         else:
             shutil.copy2(path, src / name)
-    proc = subprocess.run([colcon(), "build", "--event-handlers", "console_direct-"], cwd=str(ws),
+    proc = subprocess.run([colcon(deps), "build", "--event-handlers", "console_direct-"], cwd=str(ws),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"colcon build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     yield ws / "install" / "vprsnn_ros"
@@ -67,11 +66,11 @@ def site_packages(prefix: Path) -> Path:
     return found[0]
 
 
-def test_ament_index_entry(installed):
+def test_ament_index_entry(installed, deps):
     marker = installed / "share" / "ament_index" / "resource_index" / "packages" / "vprsnn_ros"
     assert marker.is_file(), f"{marker} missing: ros2 launch/run would say 'Package not found'"
     # What get_package_share_directory answers with this prefix on AMENT_PREFIX_PATH.
-    pytest.importorskip("ament_index_python", reason="ament_index_python is not installed")
+    deps.require("ament_index_python")
     env = dict(os.environ, AMENT_PREFIX_PATH=str(installed))
     proc = subprocess.run([sys.executable, "-c", "from ament_index_python.packages import "
                            "get_package_share_directory as g; print(g('vprsnn_ros'))"],

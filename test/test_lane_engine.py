@@ -14,10 +14,10 @@ import pytest
 
 from vprsnn_ros.localizer import Localizer
 from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.engine import spike_counts as lane_spike_counts
 from vprsnn_ros.snn.kernels import lanes as lane_engine
 from vprsnn_ros.snn.kernels import modules as module_engine
 from vprsnn_ros.snn.kernels import scalar as kernels
-from vprsnn_ros.snn.engine import spike_counts as lane_spike_counts
 from vprsnn_ros.snn.network import (
     DelayLayout,
     ModularSNN,

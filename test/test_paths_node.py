@@ -27,6 +27,7 @@ the end of its test.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -254,6 +255,51 @@ class Client:
         return bool(self.call(self.change_client, ChangeState.Request(
             transition=Transition(id=transition_id)), timeout=READY_TIMEOUT).success)
 
+    # ---------------------------------------------------------------- streaming
+
+    def start_stream(self, frames: list, rate_hz: float = 30.0) -> None:
+        """Frames to publish in turn at ``rate_hz`` while :meth:`stream_until` spins; frame k of the
+        stream is stamped (k, place), so that each answer names the frame and its place."""
+        self._frames, self._period = frames, 1.0 / rate_hz
+        self._next = time.monotonic()
+        self.sent: list[tuple[int, int, float]] = []  # (sequence number, place, monotonic time)
+
+    def stream_until(self, predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            now = time.monotonic()
+            if now > deadline:
+                return False
+            if now >= self._next:
+                seq = len(self.sent)
+                place = seq % len(self._frames)
+                self.pub.publish(image_msg(self._frames[place], (seq, place)))
+                self.sent.append((seq, place, now))
+                self._next += self._period
+                if now - self._next > 0.1:  # fell behind (busy machine): no burst to catch up
+                    self._next = now + self._period
+            self.executor.spin_once(timeout_sec=max(0.0, min(0.005, self._next - time.monotonic())))
+        return True
+
+    def answered(self, after: float = 0.0) -> dict[int, tuple[int, int]]:
+        """{sequence number: (place of the frame, place answered)} for frames sent after ``after``."""
+        sent_at = {seq: t for seq, _, t in self.sent}
+        return {e.header.stamp.sec: (e.header.stamp.nanosec, int(e.pose.pose.position.x)) for e in self.estimates
+                if e.header.stamp.sec in sent_at and sent_at[e.header.stamp.sec] > after}
+
+    def settled_diagnostics(self, node: NodeProcess, timeout: float = 30.0) -> dict:
+        """Diagnostics once every frame received is accounted for and no more come in (two
+        consecutive messages agree). Frames a KEEP_LAST(1) reader replaced before the node took
+        them never reach its counters: received may be below what was sent."""
+        def ok(k: int) -> bool:
+            d, before = self.diagnostics[k], self.diagnostics[k - 1]
+            parts = sum(int(d[f"frames_{x}"]) for x in ("processed", "dropped", "rejected", "failed"))
+            return int(d["frames_received"]) == parts and d["frames_received"] == before["frames_received"]
+        start = len(self.diagnostics) + 1
+        found = self.spin_until(lambda: any(ok(k) for k in range(start, len(self.diagnostics))), timeout)
+        assert found, f"diagnostics never settled; last {self.diagnostics[-1:]}:\n{node.output()}"
+        return next(self.diagnostics[k] for k in range(start, len(self.diagnostics)) if ok(k))
+
     def lockstep(self, node: NodeProcess, frames, first_stamp: int = 0) -> list[dict]:
         """Send each frame and wait for its ~/place_id and ~/confidence (and ~/estimate when the
         place id is defined); returns one dict per frame."""
@@ -415,7 +461,7 @@ def test_replay_eval_with_preselect_and_seqslam_equals_offline_evaluate(ensemble
     proc = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=420)
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(out.glob("*.log")))
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{logs}"
-    report = __import__("json").loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     with (out / "frames.csv").open() as f:
         rows = list(csv.DictReader(f))
     members = load_model(ensemble)
@@ -439,3 +485,109 @@ def test_replay_eval_with_preselect_and_seqslam_equals_offline_evaluate(ensemble
     _, S_all, _ = evaluate(members, pixels, split="all", preselect_k=0, sequence_length=3,
                            sequence_matcher="seqslam")
     assert not np.array_equal(S_all, S)
+
+
+# --------------------------------------------------------------------------
+# 3. vprsnn extend, then ~/reload while frames stream at 30 Hz
+# --------------------------------------------------------------------------
+
+def _run_cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([sys.executable, "-m", "vprsnn_ros.cli", *args], cwd=str(REPO), capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:  # run() kills the child on timeout
+        pytest.fail(f"vprsnn {args[0]} did not finish within {timeout} s: {exc.stderr}")
+
+
+@pytest.mark.ros
+def test_extend_then_reload_while_frames_stream_at_30_hz(tmp_path, ros_domains, node_factory, client_factory):
+    reference, _ = make_route(12, seed=8)
+    ref_dir, _ = write_route(tmp_path / "route", 12, seed=8)
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    for folder, files in ((old_dir, sorted(ref_dir.iterdir())[:8]), (new_dir, sorted(ref_dir.iterdir())[8:])):
+        folder.mkdir()
+        for f in files:
+            shutil.copy(f, folder / f.name)
+    model = tmp_path / "model"
+    trained = _run_cli(["train", "--reference", str(old_dir), "--out", str(model), "--neurons", "40",
+                        "--places-per-module", "4", "--epochs", "12"], timeout=300)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    broken = tmp_path / "broken"
+
+    domain = ros_domains.new()
+    node = node_factory(domain, model, {"reliable": "true", "diagnostics_period": "0.25"})
+    client = client_factory(domain)
+    node.wait_ready()
+    client.connect(node)
+    client.start_stream(list(reference), rate_hz=30.0)
+
+    # Streaming, then `vprsnn extend` in place while the node keeps answering with the old model.
+    assert client.stream_until(lambda: len(client.estimates) >= 20, 60.0), node.output()
+    extend = subprocess.Popen([sys.executable, "-m", "vprsnn_ros.cli", "extend", "--model", str(model),
+                               "--reference", str(new_dir)], cwd=str(REPO), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        finished = client.stream_until(lambda: extend.poll() is not None, 300.0)
+    finally:
+        if extend.poll() is None:
+            extend.kill()
+        _, err = extend.communicate(timeout=30)
+    assert finished and extend.returncode == 0, err[-3000:]
+    assert all(answer < 8 for _, answer in client.answered().values()), "answers from a model not reloaded yet"
+
+    # A failed reload in the middle of the stream keeps the old model answering.
+    shutil.copytree(model, broken)
+    module = sorted(broken.glob("module_*.npz"))[-1]
+    module.write_bytes(module.read_bytes()[:100])
+    assert client.set_params(model_path=str(broken))[0].successful
+    future = client.reload_client.call_async(Trigger.Request())
+    assert client.stream_until(future.done, 90.0), node.output()
+    failed_at = time.monotonic()
+    answer = future.result()
+    assert not answer.success and str(model) in answer.message, answer.message
+    assert client.stream_until(lambda: len(client.answered(after=failed_at)) >= 15, 60.0), \
+        f"the node stopped answering after a failed reload:\n{node.output()}"
+    assert all(a < 8 for _, a in client.answered(after=failed_at).values())
+
+    # The extended model, reloaded mid-stream: frames sent after the answer are answered by it.
+    assert client.set_params(model_path=str(model))[0].successful
+    future = client.reload_client.call_async(Trigger.Request())
+    assert client.stream_until(future.done, 90.0), node.output()
+    reloaded_at = time.monotonic()
+    assert future.result().success and future.result().message.endswith(": 12 places"), future.result().message
+
+    def new_places_matched() -> bool:
+        answers = client.answered(after=reloaded_at).values()
+        return all(any(p == a == k for p, a in answers) for k in range(8, 12))
+
+    matched = client.stream_until(new_places_matched, 60.0)
+    after = client.answered(after=reloaded_at)
+    own = [p == a for p, a in after.values() if p >= 8]
+    print(f"\n{len(client.sent)} frames sent, {len(client.estimates)} answered; after the reload "
+          f"{sum(own)}/{len(own)} frames of the new places answered with their own place")
+    assert matched, f"not every new place was matched after the reload: {sorted(after.values())}"
+    assert sum(own) >= 0.75 * len(own)
+
+    # Every frame is accounted for: none failed or rejected, every processed one answered.
+    d = client.settled_diagnostics(node)
+    assert int(d["frames_failed"]) == 0 and int(d["frames_rejected"]) == 0, d
+    assert 0.9 * len(client.sent) <= int(d["frames_received"]) <= len(client.sent), (len(client.sent), d)
+    assert client.spin_until(lambda: len(client.estimates) == int(d["frames_processed"]), 10.0), \
+        (len(client.estimates), d)
+    print(f"diagnostics: {d}")
+    assert int(d["places"]) == 12
+
+    # After a reload the node is a fresh Localizer on the new model, frame by frame.
+    assert client.reload().success
+    n_before = len(client.confidences)
+    got = client.lockstep(node, list(reference), first_stamp=100_000)
+    assert len(client.confidences) == n_before + 12
+    assert_same_answers(got, _fresh_answers(model, reference), "after reload")
+    errors = [line for line in node.output().splitlines() if "ERROR" in line or "Traceback" in line]
+    assert len(errors) == 1 and "reload failed" in errors[0], errors
+    assert node.stop() == 0, node.output()
+
+
+def _fresh_answers(model: Path, frames) -> list:
+    loc = Localizer(model)
+    return [loc.localize(f) for f in frames]

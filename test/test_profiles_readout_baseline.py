@@ -22,9 +22,9 @@ from vprsnn_ros.localizer import Localizer
 from vprsnn_ros.model.network_io import load_network
 from vprsnn_ros.model.store import ModelStore
 from vprsnn_ros.snn.coding import rates_hz
+from vprsnn_ros.snn.confidence import bounded_confidence
 from vprsnn_ros.snn.network import NetworkConfig, place_scores
 from vprsnn_ros.snn.profiles import FAITHFUL, TUNED, Profile, get_profile
-from vprsnn_ros.snn.confidence import bounded_confidence
 from vprsnn_ros.snn.readout import ReferenceStats, same_place_pairs, zscore_merge
 from vprsnn_ros.snn.sequence import match_sequences
 from vprsnn_ros.train.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network

@@ -3,21 +3,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
 
-pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.eval.replay import replay_evaluate
+from vprsnn_ros.io.bags import write_bag_from_folder
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.training import train_network
 
-from vprsnn_ros.eval.evaluation import evaluate  # noqa: E402
-from vprsnn_ros.eval.replay import replay_evaluate  # noqa: E402
-from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.io.sources import load_traverse  # noqa: E402
-from vprsnn_ros.io.synthetic import write_route  # noqa: E402
-from vprsnn_ros.model.network_io import load_network  # noqa: E402
-from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.train.training import train_network  # noqa: E402
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # the player, the localizer and the evaluator over DDS
 
 N = 12
 
@@ -31,12 +30,6 @@ def setup(tmp_path_factory):
     train_network(cfg, [reference.pixels], reference.names, work / "model", workers=1)
     bag = write_bag_from_folder(query, work / "query_bag", rate_hz=10.0, start_time_ns=10**18)
     return work, bag
-
-
-@pytest.fixture
-def ros_domain(monkeypatch):
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 18))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 
 @pytest.mark.parametrize("length", [1, 3])

@@ -1,28 +1,24 @@
 """The replay evaluation stores the SAD baseline and the profile beside the node's results."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
+from vprsnn_ros.eval.evaluation import evaluate
+from vprsnn_ros.eval.replay import replay_evaluate
+from vprsnn_ros.io.bags import write_bag_from_folder
+from vprsnn_ros.io.sources import load_traverse
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.model.network_io import load_network
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.snn.profiles import TUNED
+from vprsnn_ros.train.training import train_network
 
-from vprsnn_ros.eval.evaluation import evaluate  # noqa: E402
-from vprsnn_ros.eval.replay import replay_evaluate  # noqa: E402
-from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.io.sources import load_traverse  # noqa: E402
-from vprsnn_ros.io.synthetic import write_route  # noqa: E402
-from vprsnn_ros.model.network_io import load_network  # noqa: E402
-from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.snn.profiles import TUNED  # noqa: E402
-from vprsnn_ros.train.training import train_network  # noqa: E402
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # the player, the localizer and the evaluator over DDS
 
 N = 8
 
 
-def test_replay_report_has_the_offline_baseline_and_profile(tmp_path, monkeypatch):
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40")) + 21))
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+def test_replay_report_has_the_offline_baseline_and_profile(tmp_path, ros_domain):
     ref, query = write_route(tmp_path / "route", N, seed=4)
     reference = load_traverse(ref, (28, 28), 7)
     cfg = NetworkConfig(n_neurons=20, places_per_module=4, epochs=4, assign_presentations=8)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 
@@ -11,20 +10,16 @@ import numpy as np
 import pytest
 import yaml
 
-pytest.importorskip("rclpy", reason="rclpy is not installed (pip install -e '.[ros]')")
-
-from vprsnn_ros.cli import main as vprsnn  # noqa: E402
-from vprsnn_ros.io.bags import write_bag_from_folder  # noqa: E402
-from vprsnn_ros.io.synthetic import write_route  # noqa: E402
-from vprsnn_ros.model.ensemble import load_model  # noqa: E402
-from vprsnn_ros.model.store import ModelStore  # noqa: E402
+from vprsnn_ros.cli import main as vprsnn
+from vprsnn_ros.io.bags import write_bag_from_folder
+from vprsnn_ros.io.synthetic import write_route
+from vprsnn_ros.model.ensemble import load_model
+from vprsnn_ros.model.store import ModelStore
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-DOMAIN = 47
 
-
-def test_node_with_calibration_ensemble_and_exclude_equals_the_cli(tmp_path):
+def test_node_with_calibration_ensemble_and_exclude_equals_the_cli(tmp_path, ros_domains):
     ref, query = write_route(tmp_path / "route", 14, seed=9)
     exclude = tmp_path / "exclude.csv"
     with exclude.open("w", newline="") as f:
@@ -43,7 +38,7 @@ def test_node_with_calibration_ensemble_and_exclude_equals_the_cli(tmp_path):
               "calibration_query": str(query_bag), "resume": False, **common}
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
-    env = dict(os.environ, ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env = ros_domains.env(ros_domains.new())
     proc = subprocess.run([sys.executable, "-m", "vprsnn_ros.nodes.trainer_node", "--ros-args",
                            "--params-file", str(params_file)], env=env, capture_output=True, text=True,
                           timeout=600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.snn.readout import READOUTS
 from vprsnn_ros.snn.sequence import SEQUENCE_MATCHERS
 
 
@@ -20,6 +21,8 @@ def add_parser(sub) -> None:
     r.add_argument("--sequence-matcher", choices=SEQUENCE_MATCHERS, default="diagonal")
     r.add_argument("--preselect", type=int, metavar="K",
                    help="modules run per frame (default: the model's K; 0 = every module)")
+    r.add_argument("--readout", choices=READOUTS, help="place readout (default: the model's profile)")
+    r.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
     r.add_argument("--every", type=int, default=1)
     r.add_argument("--limit", type=int)
     r.add_argument("--timeout", type=float, default=3600.0, help="seconds")
@@ -33,11 +36,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--rate-factor must be > 0")
     if args.sequence_length < 1:
         raise ConfigError("--sequence-length must be >= 1")
+    if args.threshold is not None and args.threshold < 0:
+        raise ConfigError("--threshold must be >= 0 (0 = no masking)")
+    if args.preselect is not None and args.preselect < 0:
+        raise ConfigError("--preselect must be >= 0 (0 = every module)")
     report = replay_evaluate(args.model, args.bag, args.report, topic=args.topic, mode=args.mode,
                              rate_factor=args.rate_factor, sequence_length=args.sequence_length,
                              sequence_matcher=args.sequence_matcher,
                              preselect_k=-1 if args.preselect is None else args.preselect,
-                             every=args.every, limit=args.limit, timeout=args.timeout)
+                             readout=args.readout, threshold=args.threshold, every=args.every,
+                             limit=args.limit, timeout=args.timeout)
     recall = report["recall"]
     lat = report["latency_ms"]
     print(f"frames played {report['frames_played']}, answered {report['frames_answered']}, "

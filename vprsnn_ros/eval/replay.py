@@ -41,21 +41,28 @@ def _last_line(log: Path) -> str:
 def replay_evaluate(model: str | Path, bag: str | Path, report_dir: str | Path, *, topic: str | None = None,
                     mode: str = "lockstep", rate_factor: float = 1.0, sequence_length: int = 1,
                     sequence_matcher: str = "diagonal", preselect_k: int = -1,
+                    readout: str | None = None, threshold: int | None = None,
                     every: int = 1, limit: int | None = None, timeout: float = 3600.0) -> dict:
-    """Run localizer + evaluator + player on ``bag``; returns report.json's content."""
+    """Run localizer + evaluator + player on ``bag``; returns report.json's content.
+
+    ``preselect_k`` (-1: the model's K), ``readout`` (None: the model's) and
+    ``threshold`` (None: the model's T) override the localizer's settings.
+    """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     logs = {name: report_dir / f"{name}.log" for name in ("localizer", "evaluator", "player")}
     sampling = {"topic": topic, "every": every, "limit": limit or 0}
     localizer = _node("localizer_node", {"model_path": str(model), "reliable": "true",
                                          "publish_scores": "true", "sequence_length": sequence_length,
-                                         "sequence_matcher": sequence_matcher, "preselect_k": preselect_k},
+                                         "sequence_matcher": sequence_matcher, "preselect_k": preselect_k,
+                                         "readout": readout or "",
+                                         "hyperactive_threshold": -1 if threshold is None else threshold},
                       logs["localizer"])
     procs = [localizer]
     try:
         evaluator = _node("evaluator", {"bag": str(bag), **sampling, "model": str(model),
                                         "sequence_length": sequence_length,
-                                        "sequence_matcher": sequence_matcher,
+                                        "sequence_matcher": sequence_matcher, "readout": readout or "",
                                         "report_dir": str(report_dir)}, logs["evaluator"])
         player = _node("bag_player", {"bag": str(bag), **sampling, "mode": mode,
                                       "rate_factor": rate_factor, "min_subscribers": 2,

@@ -25,14 +25,12 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -44,84 +42,11 @@ from vprsnn_ros.errors import VprsnnError
 from vprsnn_ros.eval.views import match_view
 from vprsnn_ros.localizer import Estimate, Localizer
 from vprsnn_ros.model.network_io import load_thumbnails
+from vprsnn_ros.nodes import diagnostics
+from vprsnn_ros.nodes.estimate import place_pose
 from vprsnn_ros.nodes.image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
-
-
-def place_sigma(confidence: float, sigma_min: float, sigma_max: float) -> float:
-    """Standard deviation (in places) of the estimate: linear from sigma_max at confidence 0
-    to sigma_min at confidence 1. ``~/estimate`` reports its square as the x variance."""
-    c = min(max(confidence, 0.0), 1.0)
-    return sigma_min + (1.0 - c) * (sigma_max - sigma_min)
-
-
-@dataclass
-class Stats:
-    """Frame counters and latencies, shared by the callbacks and the inference thread."""
-
-    received: int = 0
-    processed: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    failed: int = 0
-    latencies: deque = field(default_factory=lambda: deque(maxlen=1000))
-    arrivals: deque = field(default_factory=lambda: deque(maxlen=200))
-
-
-def _int(description: str, lo: int, hi: int, read_only: bool = False) -> ParameterDescriptor:
-    return ParameterDescriptor(description=description, read_only=read_only,
-                               integer_range=[IntegerRange(from_value=lo, to_value=hi, step=1)])
-
-
-def _float(description: str, lo: float, hi: float) -> ParameterDescriptor:
-    return ParameterDescriptor(description=description,
-                               floating_point_range=[FloatingPointRange(from_value=lo, to_value=hi, step=0.0)])
-
-
-def _plain(description: str, read_only: bool = False) -> ParameterDescriptor:
-    return ParameterDescriptor(description=description, read_only=read_only)
-
-
-# Every parameter of the node: (name, default, descriptor). One line per parameter.
-PARAMETERS = (
-    ("model_path", "models/demo", _plain(
-        "model directory (or ensemble); read at configure, changing it takes effect on ~/reload")),
-    ("autostart", True, _plain("configure and activate at start-up (false: wait for ~/change_state)",
-                               read_only=True)),
-    ("sequence_length", 1, _int("online sequence matching over the last N frames", 1, 100)),
-    ("top_k", 5, _int("places kept in the estimate (logged at debug level)", 1, 1000)),
-    ("hyperactive_threshold", -1, _int(
-        "override of the calibrated hyperactivity threshold T (-1: the model's, 0: no masking)", -1, 100000)),
-    ("preselect_k", -1, _int(
-        "modules the SNN runs per frame, picked by template pre-selection (-1: the model's calibrated K, "
-        "0: every module)", -1, 100000)),
-    ("readout", "", _plain("place readout: '' = the model's profile, 'mean' (faithful) or 'zscore'")),
-    ("sequence_matcher", "diagonal", _plain(
-        "sequence matching when sequence_length > 1: 'diagonal' (spec) or 'seqslam'")),
-    ("min_confidence", 0.0, _float("below it ~/place_id publishes -1", 0.0, 1.0)),
-    ("reliable", False, _plain("reliable QoS for the image topics (replay) instead of sensor data QoS",
-                               read_only=True)),
-    ("use_compressed", False, _plain("also subscribe to image/compressed", read_only=True)),
-    ("frame_id", "route", _plain("frame of ~/estimate when the model has no place poses")),
-    ("sigma_min_places", 0.5, _float("estimate std at confidence 1 (places)", 0.0, 1e6)),
-    ("sigma_max_places", 10.0, _float("estimate std at confidence 0 (places)", 0.0, 1e6)),
-    ("publish_scores", False, _plain("also publish ~/scores: every place's score as a 1 x N 32FC1 Image "
-                                     "with the frame's stamp (for replay evaluation)", read_only=True)),
-    ("publish_debug_image", False, _plain(
-        "publish ~/debug_image for every frame even without subscribers (it is always published "
-        "while someone subscribes)")),
-    ("diagnostics_period", 1.0, _plain("seconds between /diagnostics messages", read_only=True)),
-)
-
-# Parameters that are settings of the Localizer: parameter name -> (keyword, conversion).
-# Changing one at run time rebuilds the Localizer around the loaded networks.
-LOCALIZER_SETTINGS = {
-    "sequence_length": ("sequence_length", int),
-    "top_k": ("top_k", int),
-    "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
-    "preselect_k": ("preselect_k", lambda v: None if v < 0 else int(v)),
-    "readout": ("readout", lambda v: str(v) or None),
-    "sequence_matcher": ("sequence_matcher", str),
-}
+from vprsnn_ros.nodes.localizer_params import LOCALIZER_SETTINGS, PARAMETERS, localizer_settings
+from vprsnn_ros.nodes.ros_params import declare
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -139,9 +64,8 @@ class LocalizerNode(LifecycleNode):
 
     def __init__(self) -> None:
         super().__init__("vprsnn_localizer")
-        for name, default, descriptor in PARAMETERS:
-            self.declare_parameter(name, default, descriptor)
-        self.stats = Stats()
+        declare(self, PARAMETERS)
+        self.stats = diagnostics.FrameStats()
         self._lock = threading.Lock()
         self._pending: tuple[object, bool] | None = None  # (message, compressed)
         self._wake = threading.Condition(self._lock)
@@ -276,9 +200,7 @@ class LocalizerNode(LifecycleNode):
 
     def _settings(self, **overrides) -> dict:
         """Localizer keyword arguments from the current parameter values (and ``overrides``)."""
-        values = {name: self._get(name) for name in LOCALIZER_SETTINGS}
-        values.update(overrides)
-        return {LOCALIZER_SETTINGS[name][0]: LOCALIZER_SETTINGS[name][1](value) for name, value in values.items()}
+        return localizer_settings({**{name: self._get(name) for name in LOCALIZER_SETTINGS}, **overrides})
 
     def _load(self, path: str) -> tuple[Localizer, np.ndarray | None]:
         loc = Localizer(path, **self._settings())
@@ -393,71 +315,37 @@ class LocalizerNode(LifecycleNode):
             self.pub_scores.publish(msg)
         if est.place_id < 0:
             return
+        net = localizer.members[0]
+        pose = place_pose(est.place_id, est.confidence, net.place_poses, net.pose_frame,
+                          self._get("frame_id"), self._get("sigma_min_places"), self._get("sigma_max_places"))
         out = PoseWithCovarianceStamped()
         out.header.stamp = header.stamp
-        net = localizer.members[0]
-        sigma = place_sigma(est.confidence, self.get_parameter("sigma_min_places").value,
-                            self.get_parameter("sigma_max_places").value)
-        cov = np.zeros(36)
-        if net.place_poses is not None:
-            x, y, z, qx, qy, qz, qw = net.place_poses[est.place_id]
-            out.header.frame_id = net.pose_frame or "map"
-            out.pose.pose.position.x, out.pose.pose.position.y, out.pose.pose.position.z = x, y, z
-            q = out.pose.pose.orientation
-            q.x, q.y, q.z, q.w = qx, qy, qz, qw
-            # Uncertainty in places converted to metres with the local spacing of places.
-            k = est.place_id
-            neighbour = net.place_poses[k + 1 if k + 1 < len(net.place_poses) else max(k - 1, 0)]
-            spacing = float(np.linalg.norm(neighbour[:3] - net.place_poses[k, :3])) or 1.0
-            cov[0] = cov[7] = (sigma * spacing) ** 2
-        else:
-            out.header.frame_id = self.get_parameter("frame_id").value
-            out.pose.pose.position.x = float(est.place_id)
-            out.pose.pose.orientation.w = 1.0
-            cov[0] = sigma ** 2
-            cov[7] = cov[14] = 1e-9
-        cov[21] = cov[28] = cov[35] = 1e6  # orientation is not estimated
-        out.pose.covariance = cov.tolist()
+        out.header.frame_id = pose.frame_id
+        p, q = out.pose.pose.position, out.pose.pose.orientation
+        p.x, p.y, p.z = pose.position
+        q.x, q.y, q.z, q.w = pose.orientation
+        out.pose.covariance = list(pose.covariance)
         self.pub_estimate.publish(out)
         self.get_logger().debug(f"place {est.place_id} conf {est.confidence:.3f} top "
                                 f"{est.top_places.tolist()}")
 
     # ------------------------------------------------------------------ diagnostics
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics_snapshot(self) -> tuple[str, str, dict] | None:
+        """(level, message, values) of the current status; None while no model is loaded."""
         with self._lock:
-            s = self.stats
-            lat = np.array(s.latencies) * 1e3
-            arrivals = list(s.arrivals)
-            counts = dict(received=s.received, processed=s.processed, dropped=s.dropped,
-                          rejected=s.rejected, failed=s.failed)
+            frames = self.stats.snapshot()
             loc = self.localizer
-        if loc is None:
+        return None if loc is None else diagnostics.localizer_status(self._model_path, loc, frames)
+
+    def _publish_diagnostics(self) -> None:
+        snapshot = self.diagnostics_snapshot()
+        if snapshot is None:
             return
-        span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
-        rate = (len(arrivals) - 1) / span if span > 0 else 0.0
-        status = DiagnosticStatus(level=DiagnosticStatus.OK, name="vprsnn_localizer",
-                                  hardware_id=self.get_fully_qualified_name(),
-                                  message=f"{counts['processed']} frames processed")
-        values = {
-            "model": self._model_path,
-            "places": loc.n_places,
-            "modules": sum(m.n_modules for m in loc.members),
-            "modules_run_per_frame": sum(loc.preselect),
-            "networks": len(loc.members),
-            "masked_neurons": sum(m.n_masked(loc.threshold) for m in loc.members),
-            "frames_received": counts["received"], "frames_processed": counts["processed"],
-            "frames_dropped": counts["dropped"], "frames_rejected": counts["rejected"],
-            "frames_failed": counts["failed"],
-            "latency_mean_ms": round(float(lat.mean()), 3) if lat.size else 0.0,
-            "latency_p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else 0.0,
-            "input_rate_hz": round(rate, 3),
-            "sequence_length": loc.sequence_length,
-        }
-        if counts["rejected"] or counts["failed"]:
-            status.level = DiagnosticStatus.WARN
-            status.message += f", {counts['rejected']} rejected, {counts['failed']} failed"
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        level, message, values = snapshot
+        status = DiagnosticStatus(level=getattr(DiagnosticStatus, level), name="vprsnn_localizer",
+                                  hardware_id=self.get_fully_qualified_name(), message=message,
+                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diagnostics.publish(msg)

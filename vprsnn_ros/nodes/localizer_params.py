@@ -1,0 +1,66 @@
+"""Every parameter of the localizer node, as a plain table (no ROS import): name, default,
+range, what it does. The node declares them from here (:func:`vprsnn_ros.nodes.ros_params.declare`);
+``config/localize.yaml`` and the docs list the same names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Param:
+    """One node parameter; ``lo``/``hi`` give an integer or float range, ``read_only`` fixes it at start."""
+
+    name: str
+    default: Any
+    description: str
+    lo: float | None = None
+    hi: float | None = None
+    read_only: bool = False
+
+
+PARAMETERS = (
+    Param("model_path", "models/demo",
+          "model directory (or ensemble); read at configure, changing it takes effect on ~/reload"),
+    Param("autostart", True, "configure and activate at start-up (false: wait for ~/change_state)",
+          read_only=True),
+    Param("sequence_length", 1, "online sequence matching over the last N frames", 1, 100),
+    Param("top_k", 5, "places kept in the estimate (logged at debug level)", 1, 1000),
+    Param("hyperactive_threshold", -1,
+          "override of the calibrated hyperactivity threshold T (-1: the model's, 0: no masking)", -1, 100000),
+    Param("preselect_k", -1, "modules the SNN runs per frame, picked by template pre-selection (-1: the "
+          "model's calibrated K, 0: every module)", -1, 100000),
+    Param("readout", "", "place readout: '' = the model's profile, 'mean' (faithful) or 'zscore'"),
+    Param("sequence_matcher", "diagonal", "sequence matching when sequence_length > 1: 'diagonal' (spec) or "
+          "'seqslam'"),
+    Param("min_confidence", 0.0, "below it ~/place_id publishes -1", 0.0, 1.0),
+    Param("reliable", False, "reliable QoS for the image topics (replay) instead of sensor data QoS",
+          read_only=True),
+    Param("use_compressed", False, "also subscribe to image/compressed", read_only=True),
+    Param("frame_id", "route", "frame of ~/estimate when the model has no place poses"),
+    Param("sigma_min_places", 0.5, "estimate std at confidence 1 (places)", 0.0, 1e6),
+    Param("sigma_max_places", 10.0, "estimate std at confidence 0 (places)", 0.0, 1e6),
+    Param("publish_scores", False, "also publish ~/scores: every place's score as a 1 x N 32FC1 Image with the "
+          "frame's stamp (for replay evaluation)", read_only=True),
+    Param("publish_debug_image", False, "publish ~/debug_image for every frame even without subscribers (it is "
+          "always published while someone subscribes)"),
+    Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True),
+)
+
+# Parameters that are settings of the Localizer: parameter name -> (keyword, conversion).
+# Changing one at run time rebuilds the Localizer around the loaded networks.
+LOCALIZER_SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "sequence_length": ("sequence_length", int),
+    "top_k": ("top_k", int),
+    "hyperactive_threshold": ("hyperactive_threshold", lambda v: None if v < 0 else int(v)),
+    "preselect_k": ("preselect_k", lambda v: None if v < 0 else int(v)),
+    "readout": ("readout", lambda v: str(v) or None),
+    "sequence_matcher": ("sequence_matcher", str),
+}
+
+
+def localizer_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """:class:`~vprsnn_ros.localizer.Localizer` keyword arguments from parameter values."""
+    return {LOCALIZER_SETTINGS[name][0]: LOCALIZER_SETTINGS[name][1](value)
+            for name, value in values.items() if name in LOCALIZER_SETTINGS}
