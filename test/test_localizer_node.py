@@ -2,14 +2,15 @@
 
 Each test starts the node as a separate process (``python -m
 vprsnn_ros.nodes.localizer_node --ros-args ...``, its own process group) on a
-test-specific ``ROS_DOMAIN_ID`` with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``
-and talks to it over real DDS from an rclpy Context of this process created on
-the same domain. Nothing is synchronised with fixed sleeps: every wait spins the
-test node until a condition holds or a (generous) deadline passes, because the
-machine may be busy.
+``ROS_DOMAIN_ID`` of its own (conftest ``ros_domains``) with
+``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and talks to it over real DDS from an
+rclpy Context of this process created on the same domain. Nothing is synchronised
+with fixed sleeps: every wait spins the test node until a condition holds or a
+(generous) deadline passes, because the machine may be busy.
 
-Models are tiny (40 neurons, 4 places per module, 12 epochs: a usable 16-place
-model in about a second) and trained once per module.
+The node's answers are compared with the in-process ``Localizer`` on the same
+frames, exactly. Models are tiny: the session's 16-place model (conftest
+``model16``: 40 neurons, 4 places per module, 12 epochs) and an 8-place one.
 """
 
 from __future__ import annotations
@@ -26,25 +27,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+try:  # optional: the `ros` marker skips these tests (fails them in CI) without them
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import Float32, Int32
+    from std_srvs.srv import Trigger
+except ImportError:
+    pass
 
-from builtin_interfaces.msg import Time  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from geometry_msgs.msg import PoseWithCovarianceStamped  # noqa: E402
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Float32, Int32  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
-from vprsnn_ros.io.preprocess import preprocess_batch  # noqa: E402
-from vprsnn_ros.io.synthetic import make_route  # noqa: E402
-from vprsnn_ros.localizer import Localizer  # noqa: E402
-from vprsnn_ros.snn.network import NetworkConfig  # noqa: E402
-from vprsnn_ros.train.training import train_network  # noqa: E402
+from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnail, thumbnail_panel
+from vprsnn_ros.io.preprocess import preprocess_batch
+from vprsnn_ros.io.synthetic import make_route
+from vprsnn_ros.localizer import Localizer
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.training import train_network
 
 pytestmark = pytest.mark.ros
 
@@ -53,10 +59,8 @@ PARAMS_FILE = REPO / "config" / "localize.yaml"
 NODE = "vprsnn_localizer"
 IMAGE_TOPIC = "/test_cam/image"
 COMPRESSED_TOPIC = "/test_cam/image/compressed"
-CONFIG = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)
+CONFIG = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)  # = model16's
 N_PLACES = 16
-# Domains 40..49 by default; override the base to run two copies of this file at once.
-DOMAIN_BASE = int(os.environ.get("VPRSNN_TEST_DOMAIN_BASE", "40"))
 
 READY_TIMEOUT = 90.0    # node start: imports, model load, kernel warm-up on a busy machine
 FRAME_TIMEOUT = 30.0    # one frame in, its estimate out
@@ -80,6 +84,7 @@ class NodeProcess:
             cmd += ["-r", f"image:={IMAGE_TOPIC}"]
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id),
                    ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1")
+        self.domain_id = domain_id
         self.cmd = cmd
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -376,18 +381,9 @@ def array_image(a: np.ndarray, encoding: str, stamp: tuple[int, int] = (0, 0)) -
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def route():
-    reference, query = make_route(N_PLACES, seed=3)
-    return reference, query
-
-
-@pytest.fixture(scope="module")
-def model16(route, tmp_path_factory) -> Path:
-    reference, _ = route
-    out = tmp_path_factory.mktemp("node_models") / "m16"
-    train_network(CONFIG, [preprocess_batch(reference)], [f"p{k:02d}" for k in range(N_PLACES)],
-                  out, workers=1)
-    return out
+def route(route16):
+    """The 16 places of the session's model16 (conftest)."""
+    return route16.reference, route16.query
 
 
 @pytest.fixture(scope="module")
@@ -404,9 +400,9 @@ def model8(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def lockstep_run(localhost_only, route, model16):
+def lockstep_run(localhost_only, route, model16, ros_domains):
     reference, _ = route
-    domain = DOMAIN_BASE + 0
+    domain = ros_domains.new()
     node = NodeProcess(domain, model16, {"reliable": "true"})
     client = RosClient(domain, "vprsnn_lockstep_test")
     result = {"sent_stamps": [], "estimates": [], "timeouts": [], "diag": None,
@@ -442,13 +438,15 @@ def lockstep_run(localhost_only, route, model16):
             node.kill()
 
 
+@pytest.mark.slow
 def test_lockstep_place_ids_match_offline_localizer(lockstep_run, route, model16):
     reference, _ = route
     run = lockstep_run
     assert not run["timeouts"], (f"no estimate for frame {run['timeouts'][0]} within "
                                  f"{FRAME_TIMEOUT} s; node output:\n{run['output']}")
     offline = Localizer(model16)
-    expected = [offline.localize(frame).place_id for frame in reference]
+    answers = [offline.localize(frame) for frame in reference]
+    expected = [a.place_id for a in answers]
     got = [int(round(e.pose.pose.position.x)) for e in run["estimates"]]
     stamps = [(e.header.stamp.sec, e.header.stamp.nanosec) for e in run["estimates"]]
     print(f"\nnode    {got}\noffline {expected}")
@@ -459,12 +457,13 @@ def test_lockstep_place_ids_match_offline_localizer(lockstep_run, route, model16
     assert got == expected, "node and in-process Localizer disagree frame by frame"
     correct = sum(g == k for k, g in enumerate(got))
     assert correct >= len(reference) / 2, f"only {correct}/{len(reference)} places recognised"
-    # ~/place_id and ~/confidence carry the same answers (min_confidence is 0).
+    # ~/place_id and ~/confidence carry the same answers (min_confidence is 0): the confidence
+    # of each frame is the offline Localizer's, to the float32 of std_msgs/Float32.
     assert run["place_ids"] == got
-    assert len(run["confidences"]) == len(got)
-    assert all(0.0 <= c <= 1.0 for c in run["confidences"])
+    assert run["confidences"] == [float(np.float32(a.confidence)) for a in answers]
 
 
+@pytest.mark.slow
 def test_lockstep_diagnostics_add_up(lockstep_run):
     d = lockstep_run["diag"]
     assert d is not None, "no /diagnostics received"
@@ -486,10 +485,13 @@ def test_lockstep_diagnostics_add_up(lockstep_run):
 # 3: reload
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_reload_failure_keeps_model_and_success_switches(start_node, client_factory, route,
-                                                         model16, model8, tmp_path):
+                                                         model16, model8, tmp_path, ros_domains):
+    """A failed ~/reload keeps answering with the old model; a successful one answers with the new
+    model exactly as a fresh Localizer on it does, frame by frame."""
     reference, _ = route
-    domain = DOMAIN_BASE + 1
+    domain = ros_domains.new()
     node = start_node(domain, model16, {"reliable": "true", "diagnostics_period": "0.25"})
     client = client_factory(domain)
     node.wait_ready()
@@ -505,8 +507,10 @@ def test_reload_failure_keeps_model_and_success_switches(start_node, client_fact
     assert str(model16) in answer.message, "the failure message does not name the kept model"
     assert node.alive()
 
-    est = client.send_and_wait_estimate(pub, array_image(reference[5], "bgr8", (5, 0)))
+    est = client.send_and_wait_estimate(pub, array_image(reference[5], "bgr8", (5, 0)), match_stamp=True)
     assert est is not None, f"no estimate after a failed reload; output:\n{node.output()}"
+    # The node's first frame, answered by the kept model.
+    assert est.pose.pose.position.x == Localizer(model16).localize(reference[5]).place_id
     d = client.wait_diag(lambda d: int(d["frames_processed"]) >= 1, after=time.monotonic())
     assert d is not None and int(d["places"]) == N_PLACES and d["model"] == str(model16)
 
@@ -518,9 +522,19 @@ def test_reload_failure_keeps_model_and_success_switches(start_node, client_fact
     d = client.wait_diag(lambda d: int(d["places"]) == 8, after=time.monotonic())
     assert d is not None, f"diagnostics never reported 8 places; last {client.latest_diag()}"
     assert d["model"] == str(model8)
-    est = client.send_and_wait_estimate(pub, array_image(reference[0], "bgr8", (6, 0)))
-    assert est is not None, f"no estimate after reloading; output:\n{node.output()}"
-    assert 0 <= est.pose.pose.position.x < 8
+    # The reloaded node is a fresh Localizer on model8: the same answers on the same frames.
+    frames, _ = make_route(8, seed=11)  # model8's own places
+    fresh = Localizer(model8)
+    expected = [fresh.localize(frame) for frame in frames]
+    before = len(client.confidences)
+    got = []
+    for k, frame in enumerate(frames):
+        est = client.send_and_wait_estimate(pub, array_image(frame, "bgr8", (100 + k, 0)), match_stamp=True)
+        assert est is not None, f"no estimate for frame {k} after reloading; output:\n{node.output()}"
+        got.append(int(est.pose.pose.position.x))
+    assert got == [e.place_id for e in expected], "the reloaded node answers unlike a fresh Localizer on the model"
+    assert client.spin_until(lambda: len(client.confidences) >= before + len(frames), 10.0)
+    assert client.confidences[before:] == [float(np.float32(e.confidence)) for e in expected]
     code, _ = node.stop()
     assert code == 0, node.output()
 
@@ -529,9 +543,10 @@ def test_reload_failure_keeps_model_and_success_switches(start_node, client_fact
 # 4: clean exit
 # --------------------------------------------------------------------------
 
-def test_sigint_exits_cleanly(start_node, client_factory, route, model16):
+@pytest.mark.slow
+def test_sigint_exits_cleanly(start_node, client_factory, route, model16, ros_domains):
     reference, _ = route
-    domain = DOMAIN_BASE + 2
+    domain = ros_domains.new()
     node = start_node(domain, model16, {"reliable": "true"})
     client = client_factory(domain)
     node.wait_ready()
@@ -575,10 +590,11 @@ def send_settled(client: RosClient, pub, msg, expect_received: int,
                             after=after, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_bad_images_are_rejected_and_extreme_sizes_processed(start_node, client_factory, route,
-                                                             model16):
+                                                             model16, ros_domains):
     reference, _ = route
-    domain = DOMAIN_BASE + 3
+    domain = ros_domains.new()
     node = start_node(domain, model16, {"reliable": "true", "diagnostics_period": "0.25"})
     client = client_factory(domain)
     node.wait_ready()
@@ -616,11 +632,12 @@ def test_bad_images_are_rejected_and_extreme_sizes_processed(start_node, client_
     assert "Traceback" not in node.output(), node.output()
 
 
-def test_corrupt_compressed_image_is_rejected(start_node, client_factory, route, model16):
+@pytest.mark.slow
+def test_corrupt_compressed_image_is_rejected(start_node, client_factory, route, model16, ros_domains):
     import cv2
 
     reference, _ = route
-    domain = DOMAIN_BASE + 4
+    domain = ros_domains.new()
     node = start_node(domain, model16, {"reliable": "true", "use_compressed": "true",
                                         "diagnostics_period": "0.25"})
     client = client_factory(domain)
@@ -682,15 +699,15 @@ def make_bad_model(kind: str, model16: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty dir", "garbage yaml", "truncated module"])
-def test_unusable_model_at_start_exits_with_one_error(start_node, model16, tmp_path, kind):
+def test_unusable_model_at_start_exits_with_one_error(start_node, model16, tmp_path, kind, ros_domains):
     bad = make_bad_model(kind, model16, tmp_path)
-    node = start_node(DOMAIN_BASE + 5, bad)
+    node = start_node(ros_domains.new(), bad)
     code = node.wait_exit(timeout=20.0)
     node._reader.join(timeout=5.0)
     out = node.output()
     print(f"\n[{kind}] exit code {code}; output:\n{out}")
     assert code is not None, f"still running 20 s after start with a {kind} model:\n{out}"
-    assert code != 0
+    assert code == 2, f"exit code {code}: the node documents 2 for an unusable model\n{out}"
     assert "Traceback" not in out, out
     error_lines = [line for line in out.splitlines() if "error" in line.lower()]
     assert len(error_lines) == 1, f"expected exactly one error line, got {error_lines}"
@@ -701,8 +718,11 @@ def test_unusable_model_at_start_exits_with_one_error(start_node, model16, tmp_p
 # 7: flood
 # --------------------------------------------------------------------------
 
-def test_flood_drops_frames_bounded_memory_and_latency(start_node, client_factory, model16):
-    domain = DOMAIN_BASE + 6
+@pytest.mark.slow
+def test_flood_drops_frames_and_keeps_memory_bounded(start_node, client_factory, model16, ros_domains):
+    """A 1 kHz flood: frames are dropped, none fails, memory stays bounded, and the node still
+    answers afterwards. (How fast it answers is bench/node_latency.py's question, not a test's.)"""
+    domain = ros_domains.new()
     node = start_node(domain, model16)  # default: sensor-data (best-effort) QoS
     client = client_factory(domain)
     node.wait_ready()
@@ -761,7 +781,7 @@ def test_flood_drops_frames_bounded_memory_and_latency(start_node, client_factor
     assert int(d["frames_dropped"]) > 0, "a 1 kHz flood dropped no frame?"
     assert int(d["frames_processed"]) > 0
     assert int(d["frames_rejected"]) == 0 and int(d["frames_failed"]) == 0
-    assert float(d["latency_p99_ms"]) < 2000.0
+    assert int(d["frames_received"]) == int(d["frames_processed"]) + int(d["frames_dropped"])
     # Still serving after the flood (best effort: allow a few attempts).
     got = False
     for k in range(5):
@@ -772,10 +792,11 @@ def test_flood_drops_frames_bounded_memory_and_latency(start_node, client_factor
     assert got, f"no estimate after the flood:\n{node.output()}"
 
 
-def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, client_factory, route, model16):
+@pytest.mark.slow
+def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, client_factory, route, model16, ros_domains):
     """publish_scores: ~/scores is a 1 x N 32FC1 Image stamped like the frame; argmax = place id."""
     reference, _ = route
-    domain = DOMAIN_BASE + 8
+    domain = ros_domains.new()
     node = start_node(domain, model16, {"reliable": "true", "publish_scores": "true"})
     client = client_factory(domain)
     scores = []
@@ -800,11 +821,6 @@ def test_scores_topic_carries_every_place_score_with_the_stamp(start_node, clien
 # --------------------------------------------------------------------------
 # 9: managed (lifecycle) node
 # --------------------------------------------------------------------------
-
-from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-
-from vprsnn_ros.eval.views import BANNER, THUMB_SIZE, make_thumbnail, make_thumbnails, thumbnail_panel  # noqa: E402
 
 QUIET_WINDOW = 3.0  # seconds in which an inactive node must publish nothing
 
@@ -850,11 +866,12 @@ def quiet(client: RosClient, window: float = QUIET_WINDOW) -> bool:
                       len(client.diagnostics))
 
 
-def test_lifecycle_transitions_over_dds(start_node, client_factory, route, model16):
+@pytest.mark.slow
+def test_lifecycle_transitions_over_dds(start_node, client_factory, route, model16, ros_domains):
     """autostart:=false: nothing published until configure + activate; deactivate keeps the model;
     cleanup frees it; every transition is a ~/change_state call from this process."""
     reference, _ = route
-    domain = DOMAIN_BASE + 9
+    domain = ros_domains.new()
     node = start_unconfigured(start_node, domain, model16)
     client = client_factory(domain)
     life = LifecycleClient(client)
@@ -906,10 +923,11 @@ def test_lifecycle_transitions_over_dds(start_node, client_factory, route, model
     assert "Traceback" not in node.output(), node.output()
 
 
+@pytest.mark.slow
 def test_bad_model_at_configure_leaves_node_unconfigured_and_alive(start_node, client_factory, route,
-                                                                    model16, tmp_path):
+                                                                    model16, tmp_path, ros_domains):
     reference, _ = route
-    domain = DOMAIN_BASE + 10
+    domain = ros_domains.new()
     missing = tmp_path / "no_such_model"
     node = start_unconfigured(start_node, domain, missing)
     client = client_factory(domain)
@@ -933,22 +951,14 @@ def test_bad_model_at_configure_leaves_node_unconfigured_and_alive(start_node, c
     assert code == 0, node.output()
 
 
-@pytest.fixture(scope="module")
-def model16_thumbs(route, tmp_path_factory) -> Path:
-    reference, _ = route
-    out = tmp_path_factory.mktemp("node_models") / "m16t"
-    train_network(CONFIG, [preprocess_batch(reference)], [f"p{k:02d}" for k in range(N_PLACES)],
-                  out, workers=1, thumbnails=make_thumbnails(reference))
-    return out
-
-
+@pytest.mark.slow
 def test_autostart_is_active_and_debug_image_shows_the_frame_beside_its_thumbnail(
-        start_node, client_factory, route, model16_thumbs):
+        start_node, client_factory, route, model16, ros_domains):
     import cv2
 
     reference, _ = route
-    domain = DOMAIN_BASE + 11
-    node = start_node(domain, model16_thumbs, {"reliable": "true"})
+    domain = ros_domains.new()
+    node = start_node(domain, model16, {"reliable": "true"})  # model16 stores thumbnails
     client = client_factory(domain)
     life = LifecycleClient(client)
     views: list[Image] = []
@@ -966,11 +976,12 @@ def test_autostart_is_active_and_debug_image_shows_the_frame_beside_its_thumbnai
         client.spin_until(lambda: bool(views), 3.0)
     assert views, f"no debug image with a subscriber; output:\n{node.output()}"
 
-    # A frame the model recognises as its own place. With sequence_length 1 the answer depends on
-    # the image and the frame's index in the stream only, so the offline localizer predicts it.
+    # A frame the model recognises as its own place: the offline Localizer fed the frames the
+    # node was fed predicts the node's answer.
     def offline(k: int) -> int:
-        loc = Localizer(model16_thumbs)
-        loc.frames = sent
+        loc = Localizer(model16)
+        for _ in range(sent):
+            loc.localize(reference[0])
         return loc.localize(reference[k]).place_id
 
     k = next(k for k in range(1, N_PLACES) if offline(k) == k)

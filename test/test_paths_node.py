@@ -369,17 +369,10 @@ def assert_same_answers(got: list[dict], expected: list, label: str) -> None:
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def route16():
-    reference, query = make_route(16, seed=3)
-    return reference, query
-
-
-@pytest.fixture(scope="module")
 def ensemble(route16, tmp_path_factory) -> Path:
-    """Two seeds of the tuned profile (z-score readout) on 16 places, 4 modules each."""
-    reference, _ = route16
+    """Two seeds of the tuned profile (z-score readout) on conftest's 16 places, 4 modules each."""
     root = tmp_path_factory.mktemp("paths_ensemble") / "ensemble"
-    pixels, names = preprocess_batch(reference), [f"p{k:02d}" for k in range(16)]
+    pixels, names = route16.ref_pixels, [f"p{k:02d}" for k in range(16)]
     for seed in (0, 1):
         train_network(CONFIG.with_(seed=seed), [pixels], names, root / f"seed_{seed}", workers=2, profile=TUNED)
     write_ensemble_manifest(root, ["seed_0", "seed_1"])
@@ -393,7 +386,7 @@ def ensemble(route16, tmp_path_factory) -> Path:
 @pytest.mark.ros
 def test_node_on_an_ensemble_with_preselection_and_zscore_equals_localizer(
         ensemble, route16, ros_domains, node_factory, client_factory):
-    _, query = route16
+    query = route16.query
     members = load_model(ensemble)
     assert len(members) == 2 and all(m.readout == "zscore" and m.n_modules == 4 for m in members)
     settings = dict(preselect_k=2, sequence_length=3)
@@ -428,7 +421,7 @@ def test_online_localizer_equals_offline_evaluate_with_preselection(ensemble, ro
     CLI's path): the same sequence-matched scores to the bit, the same confidences."""
     from vprsnn_ros.eval.metrics import evaluate_scores
 
-    _, query = route16
+    query = route16.query
     members = load_model(ensemble)
     online = Localizer(ensemble, preselect_k=2, sequence_length=3, sequence_matcher=matcher)
     estimates = [online.localize(frame) for frame in query]
@@ -556,9 +549,9 @@ def test_extend_then_reload_while_frames_stream_at_30_hz(tmp_path, ros_domains, 
     reloaded_at = time.monotonic()
     assert future.result().success and future.result().message.endswith(": 12 places"), future.result().message
 
-    def new_places_matched() -> bool:
+    def new_places_matched() -> bool:  # each new place answered as itself, over 4 rounds of the route at least
         answers = client.answered(after=reloaded_at).values()
-        return all(any(p == a == k for p, a in answers) for k in range(8, 12))
+        return len(answers) >= 48 and all(any(p == a == k for p, a in answers) for k in range(8, 12))
 
     matched = client.stream_until(new_places_matched, 60.0)
     after = client.answered(after=reloaded_at)
@@ -566,7 +559,7 @@ def test_extend_then_reload_while_frames_stream_at_30_hz(tmp_path, ros_domains, 
     print(f"\n{len(client.sent)} frames sent, {len(client.estimates)} answered; after the reload "
           f"{sum(own)}/{len(own)} frames of the new places answered with their own place")
     assert matched, f"not every new place was matched after the reload: {sorted(after.values())}"
-    assert sum(own) >= 0.75 * len(own)
+    assert sum(own) >= 0.6 * len(own)
 
     # Every frame is accounted for: none failed or rejected, every processed one answered.
     d = client.settled_diagnostics(node)
@@ -591,3 +584,53 @@ def test_extend_then_reload_while_frames_stream_at_30_hz(tmp_path, ros_domains, 
 def _fresh_answers(model: Path, frames) -> list:
     loc = Localizer(model)
     return [loc.localize(f) for f in frames]
+
+
+# --------------------------------------------------------------------------
+# 5. set_parameters of preselect_k and sequence_matcher on a running node
+# --------------------------------------------------------------------------
+
+@pytest.mark.ros
+def test_set_parameters_preselect_k_and_sequence_matcher_take_effect(
+        model16_tuned, route16, ros_domains, node_factory, client_factory):
+    """Each change rebuilds the node's Localizer (a fresh stream): its answers are then those of a
+    fresh offline Localizer with the new settings, frame by frame; a bad value is refused and
+    changes nothing."""
+    frames = route16.query
+    domain = ros_domains.new()
+    node = node_factory(domain, model16_tuned, {"reliable": "true", "publish_scores": "true"})
+    client = client_factory(domain)
+    node.wait_ready()
+    client.connect(node)
+
+    def offline(settings: dict, stream: list) -> list:
+        loc = Localizer(model16_tuned, **settings)
+        return [loc.localize(f) for f in stream]
+
+    assert_same_answers(client.lockstep(node, frames[:4]), offline({}, frames[:4]), "model settings")
+
+    results = client.set_params(preselect_k=1)
+    assert results[0].successful, results[0].reason
+    got = client.lockstep(node, frames[4:10], first_stamp=4)
+    expected = offline({"preselect_k": 1}, frames[4:10])
+    assert [e.confidence for e in offline({}, frames[4:10])] != [e.confidence for e in expected]
+    assert_same_answers(got, expected, "preselect_k 1")
+
+    results = client.set_params(sequence_matcher="seqslam", sequence_length=3)
+    assert all(r.successful for r in results), [r.reason for r in results]
+    settings = {"preselect_k": 1, "sequence_matcher": "seqslam", "sequence_length": 3}
+    got = client.lockstep(node, frames[10:16], first_stamp=10)
+    expected = offline(settings, frames[10:16])
+    diagonal = offline({**settings, "sequence_matcher": "diagonal"}, frames[10:16])
+    assert [e.confidence for e in diagonal] != [e.confidence for e in expected]
+    assert_same_answers(got, expected, "seqslam, L = 3, preselect_k 1")
+
+    # A value the Localizer refuses: the change is refused, the node keeps its settings and stream.
+    for name, value in (("sequence_matcher", "bogus"), ("readout", "bogus")):
+        results = client.set_params(**{name: value})
+        assert not results[0].successful, f"{name}={value!r} was accepted"
+        assert node.alive(), f"the node died on {name}={value!r}:\n{node.output()}"
+    loc = Localizer(model16_tuned, **settings)
+    expected = [loc.localize(f) for f in [*frames[10:16], *frames[:3]]][6:]
+    assert_same_answers(client.lockstep(node, frames[:3], first_stamp=16), expected, "after refused changes")
+    assert node.stop() == 0, node.output()

@@ -27,10 +27,10 @@ from bench.common import nordland_places
 from vprsnn_ros.eval.evaluation import query_scores
 from vprsnn_ros.eval.metrics import evaluate_scores
 from vprsnn_ros.io import dataset
-from vprsnn_ros.localizer import max_spikes_per_neuron, score_confidence
 from vprsnn_ros.model.ensemble import member_dirs
 from vprsnn_ros.model.network_io import load_network
 from vprsnn_ros.model.store import ModelStore
+from vprsnn_ros.snn.confidence import max_spikes_per_neuron, score_confidence
 from vprsnn_ros.snn.sequence import sequence_scores
 
 

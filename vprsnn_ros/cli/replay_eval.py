@@ -30,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vprsnn_ros.eval.loss import format_where_loss
     from vprsnn_ros.eval.replay import replay_evaluate
 
     if args.rate_factor <= 0:
@@ -58,5 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if base:
         print("SAD   " + "  ".join(f"{v:6.3f}" for v in base["recall"].values())
               + f"   PR-AUC {base['pr_auc']:.3f}   (baseline: sum of absolute differences, same frames)")
+    if report.get("where_loss"):
+        print(format_where_loss(report["where_loss"]))
     print(f"report written to {args.report}")
     return 0

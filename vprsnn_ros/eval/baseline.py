@@ -54,14 +54,17 @@ def sad_scores(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
 def baseline_report(query: np.ndarray, reference: np.ndarray, gt: np.ndarray, *,
                     places: np.ndarray | None = None, rows: np.ndarray | None = None,
                     sequence_length: int = 1,
-                    sequence_matcher: str = "diagonal", tolerance: int = 0) -> dict:
+                    sequence_matcher: str = "diagonal", tolerance: int = 0,
+                    column_module: np.ndarray | None = None) -> dict:
     """SAD metrics on the same queries, places, ground truth and sequence matcher as the network.
 
     ``places``: the reference places that compete (columns kept, in order;
     default all); ``gt[q]`` is then an index into ``places`` (-1: no true
     place). ``rows``: the queries kept after sequence matching (default all;
     ``gt`` is then one per kept query). Returns the metric keys of :func:`~vprsnn_ros.eval.metrics.evaluate_scores`
-    plus ``method``, ``sequence_length``, ``sequence_matcher`` and ``seconds``.
+    plus ``method``, ``sequence_length``, ``sequence_matcher`` and ``seconds``, and with
+    ``column_module`` (the module of each kept column) ``where_loss``
+    (:func:`vprsnn_ros.eval.loss.where_the_loss_is`).
     """
     from vprsnn_ros.eval.metrics import evaluate_scores
     from vprsnn_ros.snn.sequence import match_sequences
@@ -77,4 +80,8 @@ def baseline_report(query: np.ndarray, reference: np.ndarray, gt: np.ndarray, *,
     report = evaluate_scores(S, gt, tolerance=tolerance)
     report.update({"method": "sad", "images": "preprocessed", "sequence_length": int(sequence_length),
                    "sequence_matcher": sequence_matcher, "seconds": round(seconds, 4)})
+    if column_module is not None:
+        from vprsnn_ros.eval.loss import where_the_loss_is
+
+        report["where_loss"] = where_the_loss_is(S, gt, np.asarray(column_module))
     return report

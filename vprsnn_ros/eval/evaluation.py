@@ -12,12 +12,13 @@ import numpy as np
 from vprsnn_ros.atomic import atomic_write_text
 from vprsnn_ros.errors import ConfigError, DataError
 from vprsnn_ros.eval.baseline import baseline_report
+from vprsnn_ros.eval.loss import format_where_loss, place_modules, template_module_first, where_the_loss_is
 from vprsnn_ros.eval.metrics import evaluate_scores, pr_curves
 from vprsnn_ros.eval.plots import save_pr_curve, save_similarity_matrix
 from vprsnn_ros.snn.confidence import ConfidenceRule
 from vprsnn_ros.snn.inference import Scorer
 from vprsnn_ros.snn.network import ModularSNN
-from vprsnn_ros.snn.preselect import effective_k
+from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
 from vprsnn_ros.snn.readout import check_readout
 from vprsnn_ros.snn.sequence import check_matcher, match_sequences
 
@@ -102,14 +103,27 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
                    "queries_per_second": round(len(pixels) / seconds, 3) if seconds > 0 else None,
                    "modules_per_query": int(sum(report_k))},
     })
+    column_module = place_modules(net.regions, net.n_places)[places]
+    report["where_loss"] = {"snn": where_the_loss_is(S, gt_local, column_module),
+                            "templates": _templates_first(net, pixels, modules, gt, threshold)}
     if net.reference_pixels is not None:
         report["baseline"] = baseline_report(pixels, net.reference_pixels, gt_local, places=places,
                                              sequence_length=sequence_length,
-                                             sequence_matcher=sequence_matcher, tolerance=tolerance)
+                                             sequence_matcher=sequence_matcher, tolerance=tolerance,
+                                             column_module=column_module)
+        report["where_loss"]["sad"] = report["baseline"].pop("where_loss")
     else:
         report["baseline"] = None
         report["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
     return report, S, gt_local
+
+
+def _templates_first(net: ModularSNN, pixels: np.ndarray, modules: np.ndarray, gt: np.ndarray,
+                     threshold: int | None) -> dict:
+    """Module selection of the template pre-selection stage on the same queries (single frames)."""
+    ranker = ModuleRanker(net, modules, threshold)
+    true_modules = np.where(gt >= 0, place_modules(net.regions, net.n_places)[np.maximum(gt, 0)], -1)
+    return template_module_first(ranker.module_scores(pixels), ranker.modules, true_modules)
 
 
 def report_confidence(S: np.ndarray, report: dict) -> np.ndarray:
@@ -151,4 +165,6 @@ def format_report(report: dict) -> str:
                      f"same images and matcher)")
     elif "baseline_note" in report:
         lines.append(f"SAD baseline: none ({report['baseline_note']})")
+    if report.get("where_loss"):
+        lines.append(format_where_loss(report["where_loss"]))
     return "\n".join(lines)

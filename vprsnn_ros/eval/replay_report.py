@@ -20,11 +20,12 @@ import numpy as np
 from vprsnn_ros.atomic import atomic_write_bytes, atomic_write_text
 from vprsnn_ros.errors import ConfigError, DataError
 from vprsnn_ros.eval.baseline import baseline_report
+from vprsnn_ros.eval.loss import place_modules, where_the_loss_is
 from vprsnn_ros.eval.metrics import evaluate_scores, pr_curves
 from vprsnn_ros.eval.views import match_view, matches_strip
 from vprsnn_ros.io.preprocess import preprocess_batch
 from vprsnn_ros.model.ensemble import member_dirs
-from vprsnn_ros.model.network_io import load_thumbnails
+from vprsnn_ros.model.network_io import load_regions, load_thumbnails
 from vprsnn_ros.model.store import ModelStore
 from vprsnn_ros.snn.confidence import ConfidenceRule
 from vprsnn_ros.snn.network import NetworkConfig
@@ -52,8 +53,9 @@ def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered:
     readout = check_readout(profile.readout if readout is None else readout)
     config = NetworkConfig.from_dict(meta["config"])
     rule = ConfidenceRule.for_setup(config, readout, sequence_matcher, sequence_length, len(members))
+    column_module = place_modules(load_regions(store), int(meta["places"]["count"]))
     out: dict = {"profile": profile.to_dict(), "readout": readout, "sequence_matcher": sequence_matcher,
-                 **rule.report_fields()}
+                 **rule.report_fields(), "column_module": column_module}
     if not store.has_part("reference_pixels"):
         out["baseline"] = None
         out["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
@@ -64,7 +66,7 @@ def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered:
         raise DataError(f"the replay has {len(images)} frames but the model only {len(reference)} places")
     pixels = preprocess_batch(images, config.image_size, config.patch)
     out["baseline"] = baseline_report(pixels, reference, answered, rows=answered, sequence_length=sequence_length,
-                                      sequence_matcher=sequence_matcher)
+                                      sequence_matcher=sequence_matcher, column_module=column_module)
     return out
 
 
@@ -116,7 +118,11 @@ def write_replay_report(out: Path, *, model: str, bag: str, names: Sequence[str]
     rule = ConfidenceRule.from_report(extras)
     confidence = rule(S)
     report = evaluate_scores(S, gt, confidence=confidence)
+    column_module = extras.pop("column_module")
     report.update(extras)
+    report["where_loss"] = {"snn": where_the_loss_is(S, gt, column_module)}
+    if report.get("baseline"):
+        report["where_loss"]["sad"] = report["baseline"].pop("where_loss")
     latencies = np.array([scored[stamps[k]][0] - seen[stamps[k]] for k in answered if stamps[k] in seen]) * 1e3
     report.update({
         "bag": bag, "model": model, "sequence_length": int(sequence_length),

@@ -57,6 +57,17 @@ def save_reference_parts(store: ModelStore, stats: ReferenceStats, pixels: np.nd
     store.write_part("reference_pixels", {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})
 
 
+def load_regions(store: ModelStore) -> list[np.ndarray]:
+    """The places of each module, without loading the modules (for reports)."""
+    n_places = int(store.meta["places"]["count"])
+    part = store.read_part("network", {"region_places": ((n_places,), "int64"),
+                                       "region_lengths": ((None,), "int64")})
+    lengths = part["region_lengths"]
+    if lengths.sum() != n_places or np.any(lengths < 1):
+        raise ModelError(f"model {store.path} is corrupt: regions do not cover the {n_places} places")
+    return np.split(part["region_places"], np.cumsum(lengths)[:-1])
+
+
 def load_network(store_or_path: ModelStore | str | Path, *, require_complete: bool = True,
                  modules: Sequence[int] | None = None) -> ModularSNN:
     """Load a network; with ``modules``, only those (for calibration of a partial model)."""
