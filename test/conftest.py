@@ -240,9 +240,11 @@ class BadInput:
         for path in paths:
             self._watched[Path(path)] = tree_digest(Path(path))
 
-    def __call__(self, result, *words: str, prefix: str = "vprsnn: error:", code: int = 2) -> str:
+    def __call__(self, result, *words: str, prefix: str = "vprsnn: error:", code: int = 2,
+                 usage: bool = False) -> str:
         """``result``: a CompletedProcess or ``(exit code, stderr)``; ``words`` must all be in the
-        error line (case-insensitive). Returns the line."""
+        error line (case-insensitive). ``usage``: argparse's usage block may come first (a
+        command-line syntax error). Returns the line."""
         if isinstance(result, tuple):
             returncode, stderr, stdout = result[0], result[1], ""
         else:
@@ -251,6 +253,8 @@ class BadInput:
         assert self._watched, "bad_input.watch(<the output location>) must come before the command"
         assert "Traceback" not in stderr, detail
         assert returncode == code, detail
+        if usage and stderr.startswith("usage:"):
+            stderr = "\n".join(line for line in stderr.splitlines()[1:] if not line.startswith(" "))
         lines = [line.strip() for line in stderr.splitlines() if line.strip() and not _PROGRESS.search(line)]
         assert len(lines) == 1, f"expected exactly one line on stderr, got {len(lines)}:\n{detail}"
         line = lines[0]

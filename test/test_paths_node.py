@@ -200,6 +200,7 @@ class Client:
         self.reload_client = n.create_client(Trigger, f"/{NODE}/reload")
         self.param_client = n.create_client(SetParameters, f"/{NODE}/set_parameters")
         self.change_client = n.create_client(ChangeState, f"/{NODE}/change_state")
+        self.watched: NodeProcess | None = None  # a service call stops waiting when it dies
         self.state_client = n.create_client(GetState, f"/{NODE}/get_state")
 
     def _on_diag(self, msg) -> None:
@@ -222,6 +223,7 @@ class Client:
         return True
 
     def connect(self, node: NodeProcess, timeout: float = 60.0) -> None:
+        self.watched = node
         ok = self.spin_until(lambda: self.pub.get_subscription_count() >= 1
                              and self.sub_estimate.get_publisher_count() >= 1
                              and self.reload_client.service_is_ready()
@@ -231,7 +233,10 @@ class Client:
     def call(self, client, request, timeout: float = 90.0):
         assert client.wait_for_service(timeout_sec=timeout), f"no service {client.srv_name}"
         future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"no answer from {client.srv_name}"
+        node = self.watched
+        answered = self.spin_until(lambda: future.done() or (node is not None and not node.alive()), timeout)
+        assert answered and future.done(), (f"no answer from {client.srv_name} (node alive: "
+                                            f"{node.alive() if node else '?'}):\n{node.output() if node else ''}")
         return future.result()
 
     def set_params(self, **values):
@@ -625,12 +630,91 @@ def test_set_parameters_preselect_k_and_sequence_matcher_take_effect(
     assert [e.confidence for e in diagonal] != [e.confidence for e in expected]
     assert_same_answers(got, expected, "seqslam, L = 3, preselect_k 1")
 
-    # A value the Localizer refuses: the change is refused, the node keeps its settings and stream.
-    for name, value in (("sequence_matcher", "bogus"), ("readout", "bogus")):
-        results = client.set_params(**{name: value})
-        assert not results[0].successful, f"{name}={value!r} was accepted"
-        assert node.alive(), f"the node died on {name}={value!r}:\n{node.output()}"
+    assert node.stop() == 0, node.output()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("name", ["sequence_matcher", "readout"])
+def test_set_parameters_with_a_bad_value_is_refused_and_changes_nothing(
+        name, model16_tuned, route16, ros_domains, node_factory, client_factory):
+    """A value the Localizer refuses: the change is refused (successful = False, with the reason),
+    the node lives on with its settings and its stream."""
+    frames = route16.query
+    settings = {"preselect_k": 1, "sequence_matcher": "seqslam", "sequence_length": 3}
+    domain = ros_domains.new()
+    node = node_factory(domain, model16_tuned, {"reliable": "true", **settings})
+    client = client_factory(domain)
+    node.wait_ready()
+    client.connect(node)
     loc = Localizer(model16_tuned, **settings)
-    expected = [loc.localize(f) for f in [*frames[10:16], *frames[:3]]][6:]
-    assert_same_answers(client.lockstep(node, frames[:3], first_stamp=16), expected, "after refused changes")
+    expected = [loc.localize(f) for f in frames[:6]]
+    assert_same_answers(client.lockstep(node, frames[:3]), expected[:3], "before")
+    results = client.set_params(**{name: "bogus"})
+    assert not results[0].successful, f"{name}='bogus' was accepted"
+    assert "bogus" in results[0].reason, results[0].reason
+    assert node.alive(), node.output()
+    assert_same_answers(client.lockstep(node, frames[3:6], first_stamp=3), expected[3:], "after the refusal")
+    assert node.stop() == 0, node.output()
+
+
+# --------------------------------------------------------------------------
+# 4. configure/cleanup cycles of a large-ish model: resident memory comes back
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def large_model(tmp_path_factory) -> Path:
+    """32 modules of 400 neurons (full-size modules, one place each, 1 epoch): 40 MB of weights."""
+    reference, _ = make_route(32, seed=4)
+    out = tmp_path_factory.mktemp("paths_large") / "large"
+    train_network(NetworkConfig(n_neurons=400, places_per_module=1, epochs=1, assign_presentations=1),
+                  [preprocess_batch(reference)], [f"p{k:02d}" for k in range(32)], out, workers=2)
+    return out
+
+
+@pytest.mark.ros
+def test_configure_cleanup_cycles_give_the_memory_back(large_model, ros_domains, node_factory, client_factory):
+    """Six cycles of configure, activate, one frame, deactivate, cleanup over ~/change_state.
+
+    Resident memory (VmRSS of the node process) is read after each configure and each cleanup.
+    The model's arrays are large (weights alone: 32 x 784 x 400 float32 = 40 MB, single
+    allocations that glibc maps and unmaps), so RSS sees them come and go; allocator and
+    interpreter noise is a few MB. Two checks, each with a tolerance of a quarter of the
+    weights (10 MB):
+    * cleanup frees the model: after every cleanup RSS is at least 3/4 of the weights below
+      what it was with the model loaded;
+    * no cycle keeps anything: RSS after the last cleanup is within the tolerance of RSS after
+      the first (which already holds the JIT code, imports and allocator pools). A leak of the
+      model per cycle would add 5 x 40 MB.
+    """
+    frames = make_route(4, seed=4)[0]
+    weights_kb = 32 * 784 * 400 * 4 // 1024
+    tolerance_kb = weights_kb // 4
+    domain = ros_domains.new()
+    node = node_factory(domain, large_model, {"reliable": "true", "autostart": "false"})
+    client = client_factory(domain)
+    if not node.wait_for_line("waiting for ~/change_state", READY_TIMEOUT):
+        pytest.fail(f"node did not come up unconfigured:\n{node.output()}")
+    client.watched = node
+    loaded, released = [], []
+    for cycle in range(6):
+        assert client.transition(Transition.TRANSITION_CONFIGURE), node.output()
+        assert client.transition(Transition.TRANSITION_ACTIVATE), node.output()
+        assert client.spin_until(lambda: client.pub.get_subscription_count() >= 1, 30.0), "not subscribed"
+        n = len(client.confidences)
+        client.pub.publish(image_msg(frames[cycle % 4], (cycle, 0)))
+        assert client.spin_until(lambda n=n: len(client.confidences) > n, FRAME_TIMEOUT), node.output()
+        loaded.append(node.rss_kb())
+        assert client.transition(Transition.TRANSITION_DEACTIVATE), node.output()
+        assert client.spin_until(lambda: client.pub.get_subscription_count() == 0, 30.0), "still subscribed"
+        assert client.transition(Transition.TRANSITION_CLEANUP), node.output()
+        assert node.wait_for_line("model released", 10.0, count=cycle + 1), node.output()
+        released.append(node.rss_kb())
+    print(f"\nRSS MB with the model   {[round(r / 1024, 1) for r in loaded]}"
+          f"\nRSS MB after cleanup    {[round(r / 1024, 1) for r in released]}")
+    for cycle, (with_model, without) in enumerate(zip(loaded, released)):
+        assert with_model - without >= weights_kb - tolerance_kb, (
+            f"cycle {cycle}: cleanup gave back only {(with_model - without) / 1024:.1f} MB of a model with "
+            f"{weights_kb / 1024:.0f} MB of weights (RSS {with_model / 1024:.1f} -> {without / 1024:.1f} MB)")
+    assert released[-1] - released[0] <= tolerance_kb, (
+        f"RSS after cleanup grew by {(released[-1] - released[0]) / 1024:.1f} MB over 5 cycles: {released}")
     assert node.stop() == 0, node.output()

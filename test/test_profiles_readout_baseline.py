@@ -16,8 +16,7 @@ from vprsnn_ros.eval import baseline
 from vprsnn_ros.eval.baseline import baseline_report, sad_scores
 from vprsnn_ros.eval.evaluation import evaluate
 from vprsnn_ros.eval.metrics import evaluate_scores, recall_at_n
-from vprsnn_ros.io.preprocess import preprocess_batch
-from vprsnn_ros.io.synthetic import make_route
+from vprsnn_ros.io.thumbnails import make_thumbnails
 from vprsnn_ros.localizer import Localizer
 from vprsnn_ros.model.network_io import load_network
 from vprsnn_ros.model.store import ModelStore
@@ -144,21 +143,20 @@ CONFIG = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_pres
 
 
 @pytest.fixture(scope="module")
-def route():
-    reference, query = make_route(N_PLACES, seed=3)
-    names = [f"p{k:02d}.png" for k in range(N_PLACES)]
-    return names, preprocess_batch(reference), preprocess_batch(query), query
+def route(route16):
+    """The session's 16-place route (conftest): names, pixels, query pixels, query frames."""
+    return route16.names, route16.ref_pixels, route16.query_pixels, route16.query
 
 
 @pytest.fixture(scope="module")
-def models(route, tmp_path_factory):
-    names, ref, _, _ = route
+def models(route16, model16, model16_tuned, tmp_path_factory):
+    """faithful and tuned: the session's (conftest, read-only); readout_only: this file's."""
     root = tmp_path_factory.mktemp("profiles")
-    train_network(CONFIG, [ref], names, root / "faithful", workers=2)
-    train_network(CONFIG, [ref], names, root / "tuned", workers=2, profile=TUNED)
-    # tuned's readout and threshold switches alone (its input coding is test_input_coding.py's)
-    train_network(CONFIG, [ref], names, root / "readout_only", workers=2, profile=READOUT_ONLY)
-    return root / "faithful", root / "tuned", root / "readout_only"
+    # tuned's readout and threshold switches alone (its input coding is test_input_coding.py's),
+    # trained like the session's models (thumbnails included) so that the parts compare.
+    train_network(CONFIG, [route16.ref_pixels], route16.names, root / "readout_only", workers=2,
+                  profile=READOUT_ONLY, thumbnails=make_thumbnails(route16.reference))
+    return model16, model16_tuned, root / "readout_only"
 
 
 def test_profiles_are_recorded_and_readout_switches_do_not_touch_training(models):
@@ -240,7 +238,8 @@ def test_evaluate_reports_profile_matcher_and_sad_baseline(route, models):
     assert set(base) >= {"recall", "pr_auc", "recall_at_100_precision", "queries"}
     expected = recall_at_n(match_sequences(sad_scores(query, ref), 3, "seqslam"))
     assert base["recall"] == {str(n): v for n, v in expected.items()}
-    assert 0 < report["pr_auc"] <= 1
+    # The PR-AUC of the bounded confidence rule (z-scores, SeqSLAM: 1 / (1 + exp(-s1 / 3))).
+    assert report["pr_auc"] == evaluate_scores(S, gt, confidence=bounded_confidence(S, 3))["pr_auc"]
     # The readout override on evaluate is the model's switch turned off (on a model that
     # shares faithful's input coding, so that only the readout differs).
     mean_report, S_mean, _ = evaluate([load_network(models[2])], query, readout="mean")
@@ -270,6 +269,7 @@ def test_profile_names_and_switches():
         Profile(readout="max").validate()
 
 
+@pytest.mark.slow
 def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_path):
     import json
     import os
@@ -299,6 +299,7 @@ def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_
     assert set(report["baseline"]["recall"]) == set(report["recall"])
 
 
+@pytest.mark.slow
 def test_calibration_query_decides_t_with_the_profiles_readout(route, tmp_path):
     names, ref, query, _ = route
     tables = {}

@@ -25,7 +25,7 @@ from vprsnn_ros.snn.confidence import (  # noqa: F401 - re-exported: vprsnn_ros.
 )
 from vprsnn_ros.snn.inference import Scorer
 from vprsnn_ros.snn.network import ModularSNN
-from vprsnn_ros.snn.sequence import online_matcher
+from vprsnn_ros.snn.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class Localizer:
         self.sequence_length = sequence_length
         self.readout = self.scorer.readout
         self.sequence_matcher = sequence_matcher
-        self._matcher = online_matcher(sequence_matcher, sequence_length, members[0].n_places)
+        # Sequence matching and, with pre-selection and L > 1, tracked module candidates.
+        self.tracker = Tracker(self.scorer, sequence_length, sequence_matcher)
         self.confidence_rule = ConfidenceRule.for_setup(members[0].config, self.readout, sequence_matcher,
                                                         sequence_length, len(members))
         self.max_score = self.confidence_rule.max_score
@@ -91,7 +92,7 @@ class Localizer:
 
     def reset(self) -> None:
         """Forget the sequence history and restart the frame counter."""
-        self._matcher.reset()
+        self.tracker.reset()
         self.frames = 0
 
     def warm_up(self) -> None:
@@ -103,8 +104,7 @@ class Localizer:
     def frame_scores(self, image: np.ndarray, frame_id: int) -> np.ndarray:
         """Ensemble-summed place scores (n_places,) of one frame, before sequence matching."""
         cfg = self.config
-        u = preprocess(image, cfg.image_size, cfg.patch).reshape(1, -1)
-        return self.scores_from_pixels(u, [frame_id])[0]
+        return self.tracker.frame_scores(preprocess(image, cfg.image_size, cfg.patch), frame_id)
 
     def scores_from_pixels(self, pixels: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
         """Scores (Q, n_places) of preprocessed frames (Q, n_inputs) uint8."""
@@ -120,7 +120,7 @@ class Localizer:
         start = time.perf_counter()
         scores = self.frame_scores(image, self.frames)
         self.frames += 1
-        return self._estimate(self._matcher.update(scores), start)
+        return self._estimate(self.tracker.update(scores), start)
 
     def _estimate(self, seq: np.ndarray, start: float) -> Estimate:
         if not np.isfinite(seq).any():

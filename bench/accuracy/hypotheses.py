@@ -107,6 +107,16 @@ TRAIN_VARIANTS: dict[str, dict] = {
     "regular_gamma": {"profile": {"spike_trains": "regular"}, "data": "gamma"},
     "regular_gamma_seed_1": {"profile": {"spike_trains": "regular"}, "data": "gamma", "config": {"seed": 1}},
 }
+# Issue 16, item 4 (the within-module gap): tuned's training (regular spike trains) with the
+# CLI's default contiguous regions, then one profile switch each (docs/guides/profiles.md).
+WITHIN16_BASE = {"profile": {"spike_trains": "regular"}, "config": {"shuffle": False}}
+WITHIN16: dict[str, dict] = {
+    "w16_base": {},
+}
+TRAIN_VARIANTS.update({name: {"profile": {**WITHIN16_BASE["profile"], **v.get("profile", {})},
+                              "config": {**WITHIN16_BASE["config"], **v.get("config", {})},
+                              **{k: x for k, x in v.items() if k not in ("profile", "config")}}
+                       for name, v in WITHIN16.items()})
 AUGMENT_GAMMAS = (0.6, 1.0, 1.6)
 AUGMENTED = ("augment", "augment_per_epoch", "contrast")
 AUGMENT_CONTRAST = ((0.7, 20.0), (1.0, 0.0), (1.3, -20.0))

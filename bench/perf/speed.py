@@ -133,9 +133,9 @@ def bench_queries(cfg: NetworkConfig, pixels: np.ndarray, n_modules: int, ks: li
         q = next(queue)
         return q, rates[q % len(rates)][None], pixels[q % len(pixels)][None]
 
-    def scored(members: int, k: int) -> None:
+    def scored(n_members: int, k: int) -> None:
         q, _, u = frame()
-        scorers[members, k].scores(u, [q])
+        scorers[n_members, k].scores(u, [q])
 
     def scalar() -> None:
         q, r, _ = frame()

@@ -50,13 +50,18 @@ def cluster_runner(args: argparse.Namespace) -> Any:
 
 
 _PLACE_METAVARS = {"list": "CSV", "exclude": "CSV", "every": "K", "limit": "N", "every_seconds": "T",
-                   "every_metres": "D"}
+                   "every_metres": "D", "poses": "CSV", "pose_frame": "FRAME"}
+_POSE_OPTIONS = ("poses", "pose_frame")
 
 
-def add_place_options(p: argparse.ArgumentParser) -> None:
-    """The place options of :class:`TrainOptions` (evaluate and extend read places the same way)."""
+def add_place_options(p: argparse.ArgumentParser, poses: bool = True) -> None:
+    """The place options of :class:`TrainOptions` (evaluate and extend read places the same way).
+
+    ``poses``: also ``--poses CSV`` and ``--pose-frame`` (train and extend: the
+    model keeps its places' poses; evaluate does not use a query's poses).
+    """
     for f in option_fields():
-        if f.metadata["group"] != "places":
+        if f.metadata["group"] != "places" or (not poses and f.name in _POSE_OPTIONS):
             continue
         add_option(p, f, metavar=_PLACE_METAVARS.get(f.name))
 
@@ -70,11 +75,14 @@ def add_option(p: argparse.ArgumentParser, f, **extra) -> None:
         p.add_argument(flag, type=option_type(f), default=f.default, help=f.metadata["help"], **extra)
 
 
-def traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch: int, desc: str):
-    """Places of an image folder or a bag, preprocessed, with the command's place options."""
+def traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch: int, desc: str,
+             with_poses: bool = False):
+    """Places of an image folder or a bag, preprocessed, with the command's place options;
+    ``with_poses``: with ``--poses``/``--pose-frame`` (the first reference traverse)."""
     from vprsnn_ros.io.sources import load_traverse
 
+    poses = {"poses_csv": args.poses, "pose_frame": args.pose_frame} if with_poses else {}
     return load_traverse(source, size, patch, list_csv=args.list, exclude_csv=args.exclude,
                          every=args.every, every_seconds=args.every_seconds,
                          every_metres=args.every_metres, limit=args.limit, topic=args.topic,
-                         pose_topic=args.pose_topic, desc=desc, strict=args.strict)
+                         pose_topic=args.pose_topic, desc=desc, strict=args.strict, **poses)

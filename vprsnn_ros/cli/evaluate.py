@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                    help="place readout (default: the model's profile)")
     e.add_argument("--sequence-matcher", choices=SEQUENCE_MATCHERS, default="diagonal",
                    help="diagonal sum, or SeqSLAM contrast normalisation + velocity search")
-    add_place_options(e)
+    add_place_options(e, poses=False)  # recall is by place id / ground truth: a query's poses are not used
     add_cluster_options(e)
     e.set_defaults(func=run)
 

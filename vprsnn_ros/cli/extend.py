@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
              if getattr(args, opt) is not None}
     started = time.perf_counter()
     with cluster_runner(args) as runner:
-        traverses = [traverse(src, args, config.image_size, config.patch, f"new reference {k + 1}")
+        traverses = [traverse(src, args, config.image_size, config.patch, f"new reference {k + 1}",
+                              with_poses=k == 0)
                      for k, src in enumerate(args.reference)]
         cal_query = None
         if args.calibration_query:

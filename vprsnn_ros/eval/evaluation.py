@@ -21,6 +21,7 @@ from vprsnn_ros.snn.network import ModularSNN
 from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
 from vprsnn_ros.snn.readout import check_readout
 from vprsnn_ros.snn.sequence import check_matcher, match_sequences
+from vprsnn_ros.snn.tracking import Tracker
 
 
 def query_scores(members: Sequence[ModularSNN], pixels: np.ndarray, modules: np.ndarray,
@@ -79,15 +80,28 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         keep = np.isin(gt, places) | (gt < 0)
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()
-    S_all = (scorer or query_scores)(members, pixels, modules, threshold, progress=progress,
-                                     preselect_k=preselect_k, readout=readout)
+    one = Scorer(members, modules=modules, threshold=threshold, preselect_k=preselect_k, readout=readout)
+    tracker = Tracker(one, sequence_length, sequence_matcher, columns=places)
+    if tracker.active:
+        # Tracking: each frame's modules depend on the previous frames' sequence scores, so the
+        # frames run in order, through the very path the node takes (in this process).
+        S = np.zeros((len(pixels), len(places)))
+        for q in range(len(pixels)):
+            S[q] = tracker.step(pixels[q], q)
+            if progress is not None and (q + 1 == len(pixels) or (q + 1) % 32 == 0):
+                progress(q + 1, len(pixels))
+        modules_run = float(np.mean(tracker.modules_run)) if tracker.modules_run else 0.0
+    else:
+        S_all = (scorer or query_scores)(members, pixels, modules, threshold, progress=progress,
+                                         preselect_k=preselect_k, readout=readout)
+        S = S_all[:, places]
+        if sequence_length > 1 or sequence_matcher != "diagonal":
+            S = match_sequences(S, sequence_length, sequence_matcher)
+        modules_run = float(sum(one.k))
     seconds = time.perf_counter() - started
-    S = S_all[:, places]
     column = np.full(net.n_places, -1)
     column[places] = np.arange(len(places))
     gt_local = np.where(gt >= 0, column[np.maximum(gt, 0)], -1)
-    if sequence_length > 1 or sequence_matcher != "diagonal":
-        S = match_sequences(S, sequence_length, sequence_matcher)
     rule = ConfidenceRule.for_setup(net.config, readout, sequence_matcher, sequence_length, len(members))
     report = evaluate_scores(S, gt_local, confidence=rule(S), tolerance=tolerance)
     # Modules each member ran per query (= all of the split without pre-selection).
@@ -101,7 +115,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         **rule.report_fields(),
         "timing": {"seconds": round(seconds, 3),
                    "queries_per_second": round(len(pixels) / seconds, 3) if seconds > 0 else None,
-                   "modules_per_query": int(sum(report_k))},
+                   "modules_per_query": round(modules_run, 3)},
+        "tracking": bool(tracker.active),
     })
     column_module = place_modules(net.regions, net.n_places)[places]
     report["where_loss"] = {"snn": where_the_loss_is(S, gt_local, column_module),
@@ -142,12 +157,19 @@ def write_report(out_dir: str | Path, report: dict, S: np.ndarray, gt: np.ndarra
     save_similarity_matrix(out / "similarity.png", S, gt=gt, title=title)
 
 
+def _modules_run(report: dict) -> str:
+    """'4+4' (modules each member runs per query), or with tracking the mean over the frames."""
+    if report.get("tracking"):
+        return f"{report['timing']['modules_per_query']} on average (tracking)"
+    return "+".join(str(k) for k in report.get("preselect_k", []))
+
+
 def format_report(report: dict) -> str:
     """The Recall@N table and PR-AUC, for the terminal."""
     lines = [f"queries {report['queries']}   places {report['places']}   modules {report['modules']}"
              f" x {report['ensemble']}   sequence length {report['sequence_length']}   "
              f"T {report['hyperactive_threshold']}   "
-             f"modules run per query {'+'.join(str(k) for k in report.get('preselect_k', []))}",
+             f"modules run per query {_modules_run(report)}",
              "   N  " + "  ".join(f"{int(n):>6d}" for n in report["recall"]),
              "R@N   " + "  ".join(f"{v:6.3f}" for v in report["recall"].values())]
     if "recall_tolerance" in report:

@@ -9,7 +9,8 @@ import numpy as np
 
 from vprsnn_ros.errors import ConfigError
 from vprsnn_ros.io import bags
-from vprsnn_ros.io.dataset import check_sizes, load_place_list, read_exclude_csv, read_places
+from vprsnn_ros.io.dataset import check_sizes, list_images, load_place_list, read_exclude_csv, read_places
+from vprsnn_ros.io.poses import check_pose_frame, read_poses_csv
 from vprsnn_ros.io.preprocess import preprocess_batch
 from vprsnn_ros.io.thumbnails import make_thumbnails
 
@@ -21,7 +22,7 @@ class Traverse:
     source: str
     names: list[str]
     pixels: np.ndarray                  # (n, h*w) uint8, preprocessed
-    poses: np.ndarray | None = None     # (n, 7) x, y, z, qx, qy, qz, qw (bags with a pose topic)
+    poses: np.ndarray | None = None     # (n, 7) x, y, z, qx, qy, qz, qw (a bag's pose topic, a poses CSV)
     pose_frame: str | None = None
     thumbnails: np.ndarray | None = None  # (n, 48, 64) uint8 gray, for debug views
 
@@ -33,7 +34,8 @@ def load_traverse(source: str | Path, size: tuple[int, int], patch: int, *,
                   list_csv: str | None = None, exclude_csv: str | None = None, every: int = 1,
                   every_seconds: float | None = None, every_metres: float | None = None,
                   limit: int | None = None, topic: str | None = None,
-                  pose_topic: str | None = None, desc: str = "images", strict: bool = False) -> Traverse:
+                  pose_topic: str | None = None, poses_csv: str | None = None, pose_frame: str = "map",
+                  desc: str = "images", strict: bool = False) -> Traverse:
     """Places of ``source``: the sorted images of a folder, or the frames of a bag's image topic.
 
     Folders: ``list_csv`` orders them, ``exclude_csv`` drops some, then every
@@ -41,15 +43,28 @@ def load_traverse(source: str | Path, size: tuple[int, int], patch: int, *,
     frames, ``every_seconds`` or ``every_metres`` (with a pose topic; the places
     keep their poses), up to ``limit``; ``exclude_csv`` drops frames by name.
     Frames of different sizes give an ImageSizeWarning, or with ``strict`` a DataError.
+
+    Folders: ``poses_csv`` gives the places their poses in ``pose_frame``
+    (:mod:`vprsnn_ros.io.poses`): its rows must name images of the folder, and
+    every place left after ``list_csv`` and ``exclude_csv`` needs a row (checked
+    before ``every`` and ``limit`` sample them; the kept places keep their poses).
+    Bags carry their own pose topic: ``poses_csv`` is an error there.
     """
     if every < 1:
         raise ConfigError("--every must be >= 1")
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be >= 1")
     exclude = read_exclude_csv(exclude_csv) if exclude_csv else None
+    if poses_csv:
+        pose_frame = check_pose_frame(pose_frame)
+    elif pose_frame not in (None, "", "map"):
+        raise ConfigError(f"--pose-frame {pose_frame} needs --poses CSV (the frame of its poses)")
     if bags.is_bag(source):
         if list_csv:
             raise ConfigError("--list applies to image folders, not to bags")
+        if poses_csv:
+            raise ConfigError(f"--poses applies to image folders, not to bags: {source} carries its own "
+                              f"poses on an Odometry or NavSatFix topic (--pose-topic)")
         frames = bags.read_bag_frames(source, topic=topic, every=every, every_seconds=every_seconds,
                                       every_metres=every_metres, pose_topic=pose_topic,
                                       limit=None if exclude else limit, progress=True)
@@ -64,7 +79,13 @@ def load_traverse(source: str | Path, size: tuple[int, int], patch: int, *,
         raise ConfigError(f"{source} is an image folder: --topic, --pose-topic, --every-seconds and "
                           f"--every-metres apply to bags only")
     places = load_place_list(source, list_csv=list_csv, exclude=exclude)
-    places = places.subset(list(range(0, len(places), every))[:limit])
+    poses = None
+    if poses_csv:
+        table = read_poses_csv(poses_csv, [path.name for path in list_images(source)], source)
+        poses = table.poses_of(places.names, source)
+    keep = list(range(0, len(places), every))[:limit]
+    places = places.subset(keep)
     pixels, thumbnails = read_places(places.paths, size, patch, source=source, strict=strict,
                                      progress=True, desc=desc)
-    return Traverse(str(source), list(places.names), pixels, thumbnails=thumbnails)
+    return Traverse(str(source), list(places.names), pixels, poses[keep] if poses is not None else None,
+                    pose_frame if poses is not None else None, thumbnails)

@@ -72,10 +72,36 @@ class Scorer:
     def n_places(self) -> int:
         return self.members[0].n_places
 
-    def choose_modules(self, pixels: np.ndarray) -> list[np.ndarray | None]:
-        """Per member: (Q, K) pre-selected modules, or the candidates (None = all) for every query."""
-        return [self.modules if ranker is None else ranker.top_modules(pixels, k)
-                for ranker, k in zip(self._rankers, self.k)]
+    @property
+    def preselecting(self) -> bool:
+        """Whether some member runs fewer modules than all its candidates."""
+        return any(r is not None for r in self._rankers)
+
+    def choose_modules(self, pixels: np.ndarray,
+                       extra: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray | None]:
+        """Per member: (Q, K) pre-selected modules, or the candidates (None = all) for every query.
+
+        ``extra[e]``: modules member e also runs (tracking: where the sequence
+        hypotheses predict the next place); only for one query at a time. They
+        follow the template's top K, in increasing order, without repeats.
+        """
+        chosen = [self.modules if ranker is None else ranker.top_modules(pixels, k)
+                  for ranker, k in zip(self._rankers, self.k)]
+        if extra is None:
+            return chosen
+        if len(pixels) != 1:
+            raise ConfigError("extra modules are chosen for one query at a time")
+        out = []
+        for top, more in zip(chosen, extra):
+            if top is None or more is None or len(more) == 0:
+                out.append(top)
+                continue
+            more = np.asarray(more, dtype=np.int64)
+            if self.modules is not None:
+                more = more[np.isin(more, self.modules)]  # candidates only (e.g. the test split)
+            add = np.setdiff1d(more, top[0])
+            out.append(np.concatenate([top[0], add])[None] if len(add) else top)
+        return out
 
     def spike_counts(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray,
                      modules: list[np.ndarray | None]) -> list[np.ndarray]:
@@ -84,15 +110,16 @@ class Scorer:
         return engine.spike_counts(self.members, rates, np.asarray(query_ids, np.int64), modules,
                                    workspace=self.workspace)
 
-    def scores(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    def scores(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray,
+               extra: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
         """Ensemble-summed scores (Q, n_places) of preprocessed frames (Q, n_inputs) uint8.
 
         Query q runs on random stream ``query_ids[q]``. With pre-selection,
         places of modules that did not run score as the readout says
-        (:meth:`ModularSNN.scores`).
+        (:meth:`ModularSNN.scores`). ``extra``: see :meth:`choose_modules`.
         """
         pixels = np.atleast_2d(pixels)
-        chosen = self.choose_modules(pixels)
+        chosen = self.choose_modules(pixels, extra)
         counts = self.spike_counts(pixels, query_ids, chosen)
         total = np.zeros((len(pixels), self.n_places))
         for net, c, m in zip(self.members, counts, chosen):

@@ -129,10 +129,15 @@ def check_extension(store: ModelStore, traverses: Sequence[np.ndarray], names: S
         raise DataError(f"{where}: the new reference repeats existing place name(s) {_few(clash)}; "
                         f"give only new places")
     has_poses = "poses" in meta["places"]
-    if has_poses != (poses is not None):
-        state = "has" if has_poses else "has no"
-        raise DataError(f"{where}: the model {state} place poses but the new reference "
-                        f"{'has none' if has_poses else 'has poses'}")
+    if has_poses and poses is None:
+        raise DataError(f"{where}: the model has place poses but the new places have none; give theirs "
+                        f"(--poses CSV for an image folder, a pose topic in a bag)")
+    if poses is not None and not has_poses:
+        raise DataError(f"{where}: the new places have poses (--poses or a bag's pose topic) but the model, "
+                        f"trained without poses, has none; extend it without them, or retrain with poses")
+    if poses is not None and np.shape(poses) != (len(names), 7):
+        raise DataError(f"{where}: the new places' poses have shape {np.shape(poses)}, not "
+                        f"({len(names)}, 7)")
     if has_poses and (pose_frame or "map") != meta["places"].get("pose_frame"):
         raise DataError(f"{where}: new poses are in frame {pose_frame!r}, the model's in "
                         f"{meta['places'].get('pose_frame')!r}")

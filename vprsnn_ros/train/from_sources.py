@@ -36,10 +36,14 @@ class TrainedMember:
     preselect_chosen: bool   # False: no calibration query, so K was not chosen
 
 
-def _traverse(source: str, opts: TrainOptions, size: tuple[int, int], patch: int, desc: str) -> Traverse:
+def _traverse(source: str, opts: TrainOptions, size: tuple[int, int], patch: int, desc: str,
+              with_poses: bool = False) -> Traverse:
+    """Places of ``source`` with the place options; ``with_poses``: the first reference, which
+    ``--poses`` describes (the model keeps its places' poses)."""
+    poses = {"poses_csv": opts.poses, "pose_frame": opts.pose_frame} if with_poses else {}
     return load_traverse(source, size, patch, list_csv=opts.list, exclude_csv=opts.exclude, every=opts.every,
                          every_seconds=opts.every_seconds, every_metres=opts.every_metres, limit=opts.limit,
-                         topic=opts.topic, pose_topic=opts.pose_topic, desc=desc, strict=opts.strict)
+                         topic=opts.topic, pose_topic=opts.pose_topic, desc=desc, strict=opts.strict, **poses)
 
 
 def train_from_sources(opts: TrainOptions, *, progress_for: Callable[[int], ProgressFn] | None = None,
@@ -102,7 +106,7 @@ def _quiet(done: int, total: int, message: str) -> None:
 
 def _read_inputs(opts: TrainOptions, config):
     """Every input, read and checked: the reference traverses and the calibration query's pixels."""
-    traverses = [_traverse(src, opts, config.image_size, config.patch, f"reference {k + 1}")
+    traverses = [_traverse(src, opts, config.image_size, config.patch, f"reference {k + 1}", with_poses=k == 0)
                  for k, src in enumerate(opts.reference)]
     for src, other in zip(opts.reference[1:], traverses[1:]):
         if len(other) != len(traverses[0]):

@@ -49,6 +49,10 @@ class TrainOptions:
                                       "(places keep their pose)", group="places", node_none=0.0)
     pose_topic: str | None = _opt(None, "bags: the Odometry or NavSatFix topic (default: the only one)",
                                   group="places", node_none="")
+    poses: str | None = _opt(None, "image folders: CSV of the places' poses, one row per image: columns filename,x,y "
+                             "and optionally z, and yaw (radians) or qx,qy,qz,qw (the first reference's; "
+                             "docs/guides/poses.md)", group="places", node_none="")
+    pose_frame: str = _opt("map", "the frame of --poses", group="places")
     strict: bool = _opt(False, "images of different sizes are an error, not a warning", group="places")
     # The network (defaults: NetworkConfig's).
     places_per_module: int = _opt(_NET.places_per_module, "places learned by each module", group="network")

@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from vprsnn_ros.errors import ConfigError, DataError, ModelError
-from vprsnn_ros.eval.metrics import recall_at_n
 from vprsnn_ros.model.network_io import (
     load_network,
     network_meta,
@@ -38,6 +37,13 @@ from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, ModularSNN, NetworkConfig, m
 from vprsnn_ros.snn.preselect import calibrate_k
 from vprsnn_ros.snn.profiles import FAITHFUL, Profile
 from vprsnn_ros.snn.readout import ReferenceStats
+from vprsnn_ros.train.calibration import (  # noqa: F401 - choose_threshold_without_queries: API
+    best_row,
+    calibration_rows,
+    choose_k_without_queries,
+    choose_threshold_without_queries,
+    threshold_choice,
+)
 
 # progress(done, total, message): done/total count training presentations.
 ProgressFn = Callable[[int, int, str], None]
@@ -188,10 +194,6 @@ def _record_in_process(net: ModularSNN, reference_rates: np.ndarray, batch: int 
     return active
 
 
-# The second presentation of the reference that chooses T without queries: yet other streams.
-_SELF_TEST_STREAM = 2 << 40
-
-
 def record_reference(net: ModularSNN, reference_rates: np.ndarray,
                      progress: ProgressFn = _quiet) -> ReferenceStats:
     """Record hyperactivity into ``net.active_images`` and return the reference statistics, in one pass."""
@@ -199,52 +201,6 @@ def record_reference(net: ModularSNN, reference_rates: np.ndarray,
     net.active_images[:] = _record_in_process(net, reference_rates, progress=progress, on_counts=stats.add)
     net.reference_stats = stats
     return stats
-
-
-def choose_threshold_without_queries(net: ModularSNN, reference_rates: np.ndarray,
-                                     sweep: Sequence[int] = DEFAULT_T_SWEEP,
-                                     progress: ProgressFn = _quiet,
-                                     readout: str = "mean") -> tuple[int, list[dict]]:
-    """Pick T with no query image: R@1 of the network on a second presentation of its own reference.
-
-    Each reference image is presented again with another Poisson stream (as a
-    query would be) and must be recognised as its own place among all places.
-    A hyperactive neuron votes for its place whatever the image, so masking the
-    right ones raises this self-recognition; masking too many removes the
-    neurons that carry the places. The T with the best R@1 wins, the smallest
-    among equals (least removal), scored with ``readout`` (the one the model
-    will run with). Returns (T, [{threshold, recall_at_1, masked}]).
-    """
-    n = len(reference_rates)
-    counts = np.concatenate([
-        net.spike_counts(reference_rates[s:s + 64], np.arange(s, min(s + 64, n)) + _SELF_TEST_STREAM)
-        for s in range(0, n, 64)]) if n else np.zeros((0, net.n_modules, net.config.n_neurons))
-    progress(n, n, "choosing T on the reference")
-    rows = []
-    for t in sweep:
-        S = net.scores(counts, threshold=t, readout=readout)
-        rows.append({"threshold": int(t), "recall_at_1": float(recall_at_n(S, ns=(1,))[1]),
-                     "masked": net.n_masked(t)})
-    best = max(rows, key=lambda r: (r["recall_at_1"], -r["threshold"]))
-    return best["threshold"], rows
-
-
-def calibration_rows(net: ModularSNN, counts: np.ndarray,
-                     sweep: Sequence[int] = DEFAULT_T_SWEEP) -> list[dict]:
-    """R@1 of the calibration split for each hyperactivity threshold T.
-
-    ``counts`` (Q, M_cal, N): spike counts of the calibration modules for the
-    calibration queries, query k being the k-th place of the calibration split;
-    only the calibration modules compete, as in the published protocol.
-    """
-    mods = net.module_split("calibration")
-    places = net.split_places("calibration")
-    rows = []
-    for t in sweep:
-        S = net.scores(counts, modules=mods, threshold=t)[:, places]
-        rows.append({"threshold": int(t), "recall_at_1": float(recall_at_n(S, ns=(1,))[1]),
-                     "masked": net.n_masked(t)})
-    return rows
 
 
 def calibrate(runner: Runner, net: ModularSNN, query_pixels: np.ndarray,
@@ -257,11 +213,6 @@ def calibrate(runner: Runner, net: ModularSNN, query_pixels: np.ndarray,
     counts = spike_counts(runner, net.config, net.delays, net.weights[mods], net.theta[mods],
                           query_pixels, np.arange(len(query_pixels)))
     return calibration_rows(net, counts, sweep)
-
-
-def _best(rows: list[dict]) -> dict:
-    # Highest R@1; among equals the smallest epochs, then the smallest T (least removal).
-    return max(rows, key=lambda r: (r["recall_at_1"], -r.get("epochs", 0), -r["threshold"]))
 
 
 def check_regions(regions: Sequence[np.ndarray], n_places: int, calibration_places: int) -> int:
@@ -366,7 +317,9 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
 
     def train_missing(modules: Sequence[int], epochs: int) -> None:
         todo = [m for m in modules if not store.has_part(f"module_{m:04d}")]
-        tally.add(sum(len(regions[m]) * per_module for m in modules if m not in todo), "resumed")
+        resumed = sum(len(regions[m]) * per_module for m in modules if m not in todo)
+        if resumed:  # a fresh model says nothing about resuming
+            tally.add(resumed, "resumed")
         train_modules(runner, config, delays, jobs(todo), epochs, (), save, tally, len(regions))
 
     started = time.perf_counter()
@@ -389,7 +342,7 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
             net.readout = profile.readout  # T is calibrated for the readout the model will run with
             for row in calibrate(runner, net, calibration_query, t_sweep):
                 table.append({"epochs": epochs, **row})
-        best = _best(table)
+        best = best_row(table)
         chosen_epochs = best["epochs"]
         for m in cal_modules:
             save_module(store, m, next(r for r in cal_results[m] if r.epochs == chosen_epochs))
@@ -409,16 +362,20 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
     stats = _record(runner, net, delays, traverses[0], profile, progress)
     store.write_part("hyperactivity", {"active_images": net.active_images})
     save_reference_parts(store, stats, traverses[0])
-    threshold, choice = _threshold_choice(net, store.meta, calibrate_now, profile, reference_rates,
+    threshold, choice = threshold_choice(net, store.meta, calibrate_now, profile, reference_rates,
                                           t_sweep, progress)
     net.hyperactive_threshold = threshold
     net.profile, net.readout = profile, profile.readout
     net.reference_pixels = np.asarray(traverses[0], np.uint8)
-    if calibrate_now and profile.preselect:
-        net.preselect_k, k_table = calibrate_k(
-            net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
-            threshold)
-        store.update_meta(preselect={"k": net.preselect_k, "table": k_table})
+    if profile.preselect:
+        if calibrate_now:
+            net.preselect_k, k_table = calibrate_k(
+                net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
+                threshold)
+            store.update_meta(preselect={"k": net.preselect_k, "method": "calibration_query", "table": k_table})
+        else:
+            net.preselect_k, record = choose_k_without_queries(net, traverses[0], threshold, progress)
+            store.update_meta(preselect={"k": net.preselect_k, **record})
     store.update_meta(
         profile=profile.to_dict(), threshold_choice=choice, preselect_k=net.preselect_k,
         hyperactive_threshold=threshold,
@@ -427,25 +384,6 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
                   **runner.describe(), "traverses": len(traverses), "epochs": chosen_epochs},
         complete=True)
     return net
-
-
-def _threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Profile,
-                      reference_rates: np.ndarray, sweep: Sequence[int],
-                      progress: ProgressFn) -> tuple[int, dict]:
-    """T and the record of why (``model.yaml`` key ``threshold_choice``)."""
-    if calibrated:
-        return int(meta["calibration"]["threshold"]), {
-            "method": "calibration", "reason": "best R@1 on the calibration query"}
-    if profile.auto_threshold:
-        t, table = choose_threshold_without_queries(net, reference_rates, sweep, progress,
-                                                    readout=profile.readout)
-        best = next(r for r in table if r["threshold"] == t)
-        return t, {"method": "reference_self_recognition",
-                   "reason": f"best R@1 ({best['recall_at_1']:.3f}, {profile.readout} readout) recognising "
-                             f"a second presentation of the reference traverse; no calibration query given",
-                   "table": table}
-    return 0, {"method": "none",
-               "reason": "no calibration query and profile switch auto_threshold off: no masking"}
 
 
 def _record(runner: Runner, net: ModularSNN, delays: np.ndarray, reference: np.ndarray,

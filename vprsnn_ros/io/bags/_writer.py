@@ -1,5 +1,8 @@
 """Writing a rosbag2 bag from an image folder: :func:`write_bag_from_folder` and image encodings.
 
+With a poses CSV (:mod:`vprsnn_ros.io.poses`), the images' poses go beside them
+as an Odometry topic stamped like the frames.
+
 The bag is written in a temporary folder next to its destination and renamed
 into place, so a failed write leaves nothing behind.
 """
@@ -19,8 +22,17 @@ import numpy as np
 
 from vprsnn_ros.atomic import TEMP_SUFFIX
 from vprsnn_ros.errors import ConfigError, DataError
-from vprsnn_ros.io.bags._reader import _NS, COMPRESSED_MSG, IMAGE_MSG, _one_line, _rosbags, _typestore
+from vprsnn_ros.io.bags._reader import (
+    _NS,
+    COMPRESSED_MSG,
+    IMAGE_MSG,
+    ODOMETRY_MSG,
+    _one_line,
+    _rosbags,
+    _typestore,
+)
 from vprsnn_ros.io.dataset import list_images, read_image
+from vprsnn_ros.io.poses import check_pose_frame, read_poses_csv
 
 STORAGES = ("mcap", "sqlite3")
 _INT32_MAX = 2**31 - 1
@@ -76,6 +88,25 @@ def _check_write_options(
     return rate_hz, int(start_time_ns)
 
 
+def _odometry_factory(typestore: Any, child_frame_id: str) -> Any:
+    """A function (header, pose row x, y, z, qx, qy, qz, qw) -> nav_msgs/msg/Odometry."""
+    t = typestore.types
+    Odometry, Point, Quaternion = t[ODOMETRY_MSG], t["geometry_msgs/msg/Point"], t["geometry_msgs/msg/Quaternion"]
+    Pose, PoseCov = t["geometry_msgs/msg/Pose"], t["geometry_msgs/msg/PoseWithCovariance"]
+    Twist, TwistCov = t["geometry_msgs/msg/Twist"], t["geometry_msgs/msg/TwistWithCovariance"]
+    Vector3 = t["geometry_msgs/msg/Vector3"]
+
+    def make(header: Any, row: np.ndarray) -> Any:
+        x, y, z, qx, qy, qz, qw = (float(v) for v in row)
+        pose = Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))
+        still = Twist(linear=Vector3(x=0.0, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=0.0))
+        return Odometry(header=header, child_frame_id=child_frame_id,
+                        pose=PoseCov(pose=pose, covariance=np.zeros(36, dtype=np.float64)),
+                        twist=TwistCov(twist=still, covariance=np.zeros(36, dtype=np.float64)))
+
+    return make
+
+
 def write_bag_from_folder(
     folder: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -85,6 +116,9 @@ def write_bag_from_folder(
     compressed: bool = False,
     frame_id: str = "camera",
     start_time_ns: int | None = None,
+    poses_csv: str | os.PathLike[str] | None = None,
+    pose_frame: str = "map",
+    odom_topic: str = "/odom",
 ) -> Path:
     """Write the images of ``folder`` (sorted by name) as a rosbag2 bag directory ``out``.
 
@@ -95,6 +129,13 @@ def write_bag_from_folder(
     The bag (metadata version 9) is written in a temporary folder next to ``out``
     and renamed into place at the end, so a failed write leaves nothing at ``out``.
     An existing ``out`` is never overwritten.  Returns ``out``.
+
+    With ``poses_csv`` (:mod:`vprsnn_ros.io.poses`: a row for every image), each
+    frame's pose is written as a ``nav_msgs/msg/Odometry`` on ``odom_topic`` with
+    the frame's stamp (header and receive time), ``header.frame_id`` ``pose_frame``
+    and ``child_frame_id`` ``frame_id`` (zero covariances and twist), so that
+    :func:`~vprsnn_ros.io.bags.read_bag_frames` gives every frame exactly the
+    pose the CSV gives its image.
     """
     import cv2
 
@@ -106,6 +147,17 @@ def write_bag_from_folder(
         files = list_images(folder)
     except DataError as err:
         raise DataError(f"cannot write bag {out}: {_one_line(str(err))}") from None
+    poses = None
+    if poses_csv is not None:
+        pose_frame = check_pose_frame(pose_frame)
+        if not isinstance(odom_topic, str) or not odom_topic.strip() or any(c.isspace() for c in odom_topic):
+            raise ConfigError(f"odom topic must be a non-empty name without spaces, got {odom_topic!r}")
+        if odom_topic == topic:
+            raise ConfigError(f"the odom topic and the image topic must differ, both are {topic}")
+        names = [file.name for file in files]
+        poses = read_poses_csv(poses_csv, names, folder).poses_of(names, folder)
+    elif pose_frame != "map" or odom_topic != "/odom":
+        raise ConfigError("--pose-frame and --odom-topic need --poses CSV (the poses to write)")
     last_ns = start_ns + int(round((len(files) - 1) * _NS / rate_hz))
     if last_ns // _NS > _INT32_MAX:
         raise ConfigError(
@@ -118,6 +170,7 @@ def write_bag_from_folder(
     Time = typestore.types["builtin_interfaces/msg/Time"]
     msgtype = COMPRESSED_MSG if compressed else IMAGE_MSG
     Message = typestore.types[msgtype]
+    odometry = _odometry_factory(typestore, frame_id) if poses is not None else None
     plugins = rb.rosbag2.StoragePlugin
     plugin = plugins.MCAP if storage == "mcap" else plugins.SQLITE3
 
@@ -135,6 +188,8 @@ def write_bag_from_folder(
         try:
             with rb.rosbag2.Writer(tmp_bag, version=9, storage_plugin=plugin) as writer:
                 connection = writer.add_connection(topic, msgtype, typestore=typestore)
+                odom = (writer.add_connection(odom_topic, ODOMETRY_MSG, typestore=typestore)
+                        if odometry is not None else None)
                 for k, file in enumerate(files):
                     encoding, image = _encoding_of(read_image(file), file)
                     stamp_ns = start_ns + int(round(k * _NS / rate_hz))
@@ -162,6 +217,10 @@ def write_bag_from_folder(
                             data=image.view(np.uint8).reshape(-1),
                         )
                     writer.write(connection, stamp_ns, typestore.serialize_cdr(msg, msgtype))
+                    if odometry is not None:
+                        pose_header = Header(stamp=header.stamp, frame_id=pose_frame)
+                        writer.write(odom, stamp_ns,
+                                     typestore.serialize_cdr(odometry(pose_header, poses[k]), ODOMETRY_MSG))
         except DataError as err:
             raise DataError(f"cannot write bag {out}: {_one_line(str(err))}") from None
         except (rb.rosbag2.WriterError, OSError, ValueError, rb.serde.SerdeError) as err:
