@@ -13,7 +13,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
-        ("share/" + package_name + "/config", glob("config/*.yaml")),
+        ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     python_requires=">=3.10",
     install_requires=[
@@ -30,7 +30,7 @@ setup(
         "ros": [
             "ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-std-msgs", "ros-sensor-msgs",
             "ros-geometry-msgs", "ros-diagnostic-msgs", "ros-std-srvs", "ros-nav-msgs",
-            "ros-lifecycle-msgs",
+            "ros-lifecycle-msgs", "ros-visualization-msgs",
         ],
         # The tests, and the lint that CI runs before them (ruff.toml, setup.cfg [importlinter]).
         "test": ["pytest>=8,<9", "hypothesis>=6", "ruff>=0.5", "import-linter>=2.1"],

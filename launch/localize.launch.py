@@ -2,6 +2,7 @@
 
     ros2 launch vprsnn_ros localize.launch.py image_topic:=/camera/image_raw model:=/path/to/model
     ros2 launch vprsnn_ros localize.launch.py autostart:=false   # then: ros2 lifecycle set /vprsnn_localizer configure
+    ros2 launch vprsnn_ros localize.launch.py model:=/path/to/model_with_poses relocalize:=auto   # feeds AMCL
 """
 
 import os
@@ -29,6 +30,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("autostart", default_value="true",
                               description="configure and activate at start-up; false: a lifecycle "
                                           "manager (or `ros2 lifecycle set`) drives ~/change_state"),
+        DeclareLaunchArgument("relocalize", default_value="off",
+                              description="publish confident matches' poses on initialpose for nav2's AMCL: "
+                                          "off, auto or on_request (a ~/relocalize call each); needs a "
+                                          "model with place poses"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level"),
@@ -44,6 +49,8 @@ def generate_launch_description() -> LaunchDescription:
             # Given after the file, so that the launch arguments win.
             {"model_path": LaunchConfiguration("model"),
              "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
+             # A string: YAML would read a bare off as false.
+             "relocalize": ParameterValue(LaunchConfiguration("relocalize"), value_type=str),
              "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
         ],
         remappings=[("image", LaunchConfiguration("image_topic"))],

@@ -32,7 +32,6 @@ N_PLACES = 12
 TINY = ["--neurons", "20", "--places-per-module", "6", "--epochs", "3"]
 RECALL_NS = ["1", "5", "10", "15", "20", "25"]
 TIMEOUT = 180  # the first call may compile the Numba kernels (~20 s)
-ERROR_PREFIX = "vprsnn: error:"
 
 
 # --------------------------------------------------------------------------
@@ -270,7 +269,6 @@ def test_train_resume_of_finished_model_does_not_retrain(tmp_path, route, traine
     assert_ok(proc)
     assert module_stats(model) == before, "--resume of a finished model rewrote its modules"
     assert load_yaml(model / "model.yaml")["complete"] is True
-    assert "epoch" not in proc.stderr.lower(), describe(proc)
 
 
 def test_train_resume_with_other_options_fails(tmp_path, route, trained, bad_input):
@@ -317,14 +315,15 @@ BAD_MODELS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_MODELS), ids=list(BAD_MODELS))
-def test_evaluate_damaged_model_is_one_line_error(case, tmp_path, route, trained):
+def test_evaluate_damaged_model_is_one_line_error(case, tmp_path, route, trained, bad_input):
     _, query = route
     model = copy_model(trained[0], tmp_path / "model")
     damage, words = BAD_MODELS[case]
     damage(model)
+    bad_input.watch(tmp_path)  # the damaged model as it was, and no report
     proc = run_cli(["evaluate", "--model", model, "--query", query, "--report", tmp_path / "rep"],
                    cwd=tmp_path)
-    assert_one_line_error(proc, *words)
+    bad_input(proc, *words)
 
 
 def _tamper(change):
@@ -344,45 +343,50 @@ TAMPERED = {
 
 
 @pytest.mark.parametrize("case", list(TAMPERED), ids=list(TAMPERED))
-def test_evaluate_tampered_manifest_is_one_line_error(case, tmp_path, route, trained):
+def test_evaluate_tampered_manifest_is_one_line_error(case, tmp_path, route, trained, bad_input):
     """A model.yaml that is valid YAML but holds wrong values is a model error, not a crash."""
     _, query = route
     model = copy_model(trained[0], tmp_path / "model")
     TAMPERED[case](model)
+    bad_input.watch(tmp_path)
     proc = run_cli(["evaluate", "--model", model, "--query", query, "--report", tmp_path / "rep"],
                    cwd=tmp_path)
-    assert_one_line_error(proc, "model")
+    bad_input(proc, "model")
 
 
-def test_evaluate_missing_model_dir(tmp_path, route):
+def test_evaluate_missing_model_dir(tmp_path, route, bad_input):
     _, query = route
+    bad_input.watch(tmp_path)
     proc = run_cli(["evaluate", "--model", tmp_path / "no_such_model", "--query", query,
                     "--report", tmp_path / "rep"], cwd=tmp_path)
-    assert_one_line_error(proc, "no_such_model")
+    bad_input(proc, "no_such_model")
 
 
-def test_evaluate_query_count_differs_from_model(tmp_path, route, trained):
+def test_evaluate_query_count_differs_from_model(tmp_path, route, trained, bad_input):
     _, query = route
     short = _copy_reference(query, tmp_path / "short_query", count=8)
+    bad_input.watch(tmp_path, trained[0])
     proc = run_cli(["evaluate", "--model", trained[0], "--query", short, "--report", tmp_path / "rep"],
                    cwd=tmp_path)
-    assert_one_line_error(proc, "--ground-truth")
+    bad_input(proc, "--ground-truth", "12", "8")
 
 
-def test_evaluate_invalid_sequence_length_is_one_line_error(tmp_path, route, trained):
+def test_evaluate_invalid_sequence_length_is_one_line_error(tmp_path, route, trained, bad_input):
     _, query = route
+    bad_input.watch(tmp_path, trained[0])
     proc = run_cli(["evaluate", "--model", trained[0], "--query", query, "--report", tmp_path / "rep",
                     "--sequence-length", "0"], cwd=tmp_path)
-    assert_one_line_error(proc, "sequence")
+    bad_input(proc, "--sequence-length")
 
 
-def test_evaluate_report_path_is_a_file_is_one_line_error(tmp_path, route, trained):
+def test_evaluate_report_path_is_a_file_is_one_line_error(tmp_path, route, trained, bad_input):
     _, query = route
     report = tmp_path / "report_file"
     report.write_text("I am a file\n")
+    bad_input.watch(tmp_path, trained[0])  # the file is not overwritten
     proc = run_cli(["evaluate", "--model", trained[0], "--query", query, "--report", report],
                    cwd=tmp_path)
-    assert_one_line_error(proc, "report_file")
+    bad_input(proc, "report_file", "not a directory")
 
 
 # --------------------------------------------------------------------------
@@ -390,7 +394,7 @@ def test_evaluate_report_path_is_a_file_is_one_line_error(tmp_path, route, train
 # --------------------------------------------------------------------------
 
 def test_train_writes_a_complete_model(trained):
-    model, _, proc = trained
+    model, proc = trained
     assert "model written to" in proc.stdout
     manifest = load_yaml(model / "model.yaml")
     assert manifest["complete"] is True
@@ -400,24 +404,20 @@ def test_train_writes_a_complete_model(trained):
     assert (model / "network.npz").is_file()
 
 
-def test_evaluate_report_json(evaluated):
+def test_evaluate_report_json(evaluated, trained, route):
     report_dir, _ = evaluated
     report = load_report(report_dir)
     for key in ("recall", "pr_auc", "pr_auc_distance", "queries", "timing", "recall_at_100_precision"):
         assert key in report, key
     assert list(report["recall"]) == RECALL_NS
-    for n, value in report["recall"].items():
-        assert 0.0 <= value <= 1.0, (n, value)
-    values = [report["recall"][n] for n in RECALL_NS]
-    assert values == sorted(values), "Recall@N must not decrease with N"
     # 12 places: every place is within the top 15, 20 and 25.
     assert report["recall"]["15"] == report["recall"]["20"] == report["recall"]["25"] == 1.0
-    for key in ("pr_auc", "pr_auc_distance", "recall_at_100_precision"):
-        assert 0.0 <= report[key] <= 1.0, (key, report[key])
     assert report["queries"] == N_PLACES
-    assert report["timing"]["seconds"] >= 0
     assert report["ensemble"] == 1
     assert report["sequence_length"] == 1
+    assert set(report["timing"]) >= {"seconds", "queries_per_second"}
+    # Everything else is what evaluate() gives in this process on the same model and images.
+    assert without_wall_times(report) == in_process_report(trained[0], route[1])
 
 
 def test_evaluate_writes_valid_pngs(evaluated):
@@ -451,10 +451,10 @@ def test_evaluate_tolerance_recall_at_least_exact(tmp_path, route, trained):
                     "--tolerance", "1"], cwd=tmp_path)
     assert_ok(proc)
     report = load_report(tmp_path / "rep")
-    assert "recall_tolerance" in report
     assert list(report["recall_tolerance"]) == RECALL_NS
     for n in RECALL_NS:
-        assert report["recall"][n] <= report["recall_tolerance"][n] <= 1.0, n
+        assert report["recall"][n] <= report["recall_tolerance"][n], n
+    assert without_wall_times(report) == in_process_report(trained[0], query, tolerance=1)
     assert "R@N+-" in proc.stdout
 
 
@@ -465,9 +465,9 @@ def test_evaluate_sequence_length_3(tmp_path, route, trained):
     assert_ok(proc)
     report = load_report(tmp_path / "rep")
     assert report["sequence_length"] == 3
-    assert 0 < report["queries"] <= N_PLACES
-    for value in report["recall"].values():
-        assert 0.0 <= value <= 1.0
+    # The first L - 1 = 2 queries have no full sequence: they are not counted.
+    assert report["queries"] == N_PLACES - 2
+    assert without_wall_times(report) == in_process_report(trained[0], query, sequence_length=3)
     assert "sequence length 3" in proc.stdout
 
 
@@ -475,6 +475,7 @@ def test_evaluate_sequence_length_3(tmp_path, route, trained):
 # place selection: --exclude, --every, --limit
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_exclude_drops_listed_files(tmp_path, route):
     ref, query = route
     exclude = tmp_path / "exclude.csv"
@@ -494,6 +495,7 @@ def test_train_exclude_drops_listed_files(tmp_path, route):
     assert load_report(tmp_path / "rep")["queries"] == N_PLACES - len(dropped)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, expected", [
     (["--every", "2"], list(range(0, N_PLACES, 2))),
     (["--limit", "7"], list(range(7))),
@@ -513,6 +515,7 @@ def test_train_every_and_limit_select_places(options, expected, tmp_path, route)
 # ensemble, seeds, demo
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ensemble_of_two_trains_and_evaluates(tmp_path, route):
     ref, query = route
     out = tmp_path / "ens"
@@ -533,6 +536,7 @@ def test_ensemble_of_two_trains_and_evaluates(tmp_path, route):
     assert report["queries"] == N_PLACES
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_modules_other_seed_differs(tmp_path, route, trained):
     ref, _ = route
     again, other = tmp_path / "seed0_again", tmp_path / "seed1"
@@ -545,6 +549,7 @@ def test_same_seed_gives_identical_modules_other_seed_differs(tmp_path, route, t
     assert (other / "module_0000.npz").read_bytes() != first
 
 
+@pytest.mark.slow
 def test_demo(tmp_path):
     work, model = tmp_path / "W", tmp_path / "M"
     proc = run_cli(["demo", "--work", work, "--model", model, "--places", "12",
@@ -559,14 +564,16 @@ def test_demo(tmp_path):
     assert list(report["recall"]) == RECALL_NS
 
 
-def test_console_script(tmp_path):
+def test_console_script(tmp_path, deps, bad_input):
     script = Path(sys.executable).parent / "vprsnn"
-    if not script.exists():
-        pytest.skip("no vprsnn console script next to the interpreter")
+    if not script.exists():  # pip install -e . puts it there, as CI does
+        deps.missing(f"no vprsnn console script next to the interpreter ({script}): pip install -e .",
+                     ci_installs=True)
     proc = subprocess.run([str(script), "--version"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, describe(proc)
     assert "vprsnn_ros" in proc.stdout + proc.stderr
+    bad_input.watch(tmp_path)
     proc = subprocess.run([str(script), "evaluate", "--model", "missing", "--query", "q",
                            "--report", "r"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert_one_line_error(proc, "missing")
+    bad_input(proc, "missing")

@@ -88,6 +88,7 @@ def test_extension_regions():
     assert [list(r) for r in shuffled] == [list(r) for r in extension_regions(16, 10, 4, True, 5)]
 
 
+@pytest.mark.slow
 def test_extended_model_equals_the_model_trained_on_all_places(route, old_model, all_at_once, tmp_path):
     before = snapshot(old_model)
     out = tmp_path / "extended"
@@ -117,6 +118,7 @@ def test_extended_model_equals_the_model_trained_on_all_places(route, old_model,
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir()), "staging left behind"
 
 
+@pytest.mark.slow
 def test_shuffled_extension_equals_training_with_its_regions(route, tmp_path):
     cfg = CONFIG.with_(shuffle=True)
     t = route["all"]
@@ -130,6 +132,7 @@ def test_shuffled_extension_equals_training_with_its_regions(route, tmp_path):
     assert_same_arrays(old, together)
 
 
+@pytest.mark.slow
 def test_interrupted_extension_leaves_the_model_and_resumes(route, old_model, all_at_once, tmp_path):
     model = tmp_path / "m"
     shutil.copytree(old_model, model)
@@ -162,6 +165,7 @@ def test_interrupted_extension_leaves_the_model_and_resumes(route, old_model, al
     assert not (model / STAGE_FILE).exists()
 
 
+@pytest.mark.slow
 def test_ensemble_extends_in_place_and_a_localizer_reload_sees_it(route, tmp_path):
     old, together = tmp_path / "ens", tmp_path / "ens_all"
     common = [*TINY, "--ensemble", "2"]
@@ -202,44 +206,62 @@ def test_info_of_an_incomplete_model(route, tmp_path, capsys):
 # bad input: one line, exit 2, nothing changed
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("extra, words", [
-    (["--width", "32"], "image_width"),
-    (["--profile", "fast"], "profile"),
-    (["--neurons", "31"], "n_neurons"),
-])
-def test_extend_with_other_settings_is_refused(route, old_model, capsys, extra, words):
-    before = snapshot(old_model)
-    assert main(["extend", "--model", str(old_model), "--reference", str(route["new"]), *extra]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
-    assert len(err) == 1 and err[0].startswith("vprsnn: error: cannot extend") and words in err[0], err
-    assert snapshot(old_model) == before
+# Every option extend checks against the model (cli/extend.py), with a value the model was not
+# trained with: (option, value, what the error line names).
+OTHER_SETTINGS = [
+    ("--width", "32", "image_width 28, not 32"),
+    ("--height", "32", "image_height 28, not 32"),
+    ("--patch", "5", "patch 7, not 5"),
+    ("--neurons", "31", "n_neurons 30, not 31"),
+    ("--places-per-module", "5", "places_per_module 4, not 5"),
+    ("--dt", "0.25", "dt 0.5, not 0.25"),
+    ("--epochs", "4", "epochs 3, not 4"),
+    ("--profile", "tuned", "profile 'faithful', not 'tuned'"),
+]
 
 
-def test_extend_with_repeated_places_is_refused(route, old_model, tmp_path, capsys):
-    before = snapshot(old_model)
+@pytest.mark.parametrize("option, value, words", OTHER_SETTINGS, ids=[o[0] for o in OTHER_SETTINGS])
+@pytest.mark.parametrize("out", [False, True], ids=["in-place", "to-out"])
+def test_extend_with_other_settings_is_refused(route, old_model, tmp_path, capsys, bad_input, option, value,
+                                               words, out):
+    target = ["--out", str(tmp_path / "out")] if out else []
+    bad_input.watch(old_model, tmp_path)
+    code = main(["extend", "--model", str(old_model), "--reference", str(route["new"]), *target, option, value])
+    bad_input((code, capsys.readouterr().err), f"cannot extend model {old_model}", words)
+
+
+def test_every_checked_option_is_tested():
+    import argparse
+
+    from vprsnn_ros.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    checked = {a.option_strings[0] for a in commands.choices["extend"]._actions
+               if a.help == "optional check: must equal the model's"}
+    assert checked == {o[0] for o in OTHER_SETTINGS}
+
+
+def test_extend_with_repeated_places_is_refused(route, old_model, tmp_path, capsys, bad_input):
     repeat = tmp_path / "repeat"
     shutil.copytree(route["new"], repeat)
     shutil.copy(sorted(route["old"].iterdir())[3], repeat)
-    assert main(["extend", "--model", str(old_model), "--reference", str(repeat),
-                 "--out", str(tmp_path / "out")]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
-    assert len(err) == 1 and "repeats existing place name" in err[0], err
-    assert snapshot(old_model) == before and not (tmp_path / "out").exists()
+    bad_input.watch(old_model, tmp_path)
+    code = main(["extend", "--model", str(old_model), "--reference", str(repeat), "--out", str(tmp_path / "out")])
+    bad_input((code, capsys.readouterr().err), "repeats existing place name", sorted(route["old"].iterdir())[3].name)
 
 
-def test_extend_incomplete_model_is_refused(route, old_model, tmp_path, capsys):
+def test_extend_incomplete_model_is_refused(route, old_model, tmp_path, capsys, bad_input):
     model = tmp_path / "m"
     shutil.copytree(old_model, model)
     manifest = yaml.safe_load((model / "model.yaml").read_text())
     manifest["complete"] = False
     (model / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    before = snapshot(model)
-    assert main(["extend", "--model", str(model), "--reference", str(route["new"])]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
-    assert len(err) == 1 and "incomplete" in err[0], err
-    assert snapshot(model) == before
+    bad_input.watch(tmp_path)
+    code = main(["extend", "--model", str(model), "--reference", str(route["new"])])
+    bad_input((code, capsys.readouterr().err), "incomplete", str(model))
 
 
+@pytest.mark.slow
 def test_evaluate_json_of_extended_model_is_valid(route, old_model, tmp_path):
     out = tmp_path / "ext"
     assert main(["extend", "--model", str(old_model), "--reference", str(route["new"]),
@@ -250,20 +272,18 @@ def test_evaluate_json_of_extended_model_is_valid(route, old_model, tmp_path):
     assert report["places"] == N_OLD + N_NEW - N_CAL
 
 
-def test_extend_model_without_reference_images_is_refused(route, old_model, tmp_path, capsys):
+def test_extend_model_without_reference_images_is_refused(route, old_model, tmp_path, capsys, bad_input):
     model = tmp_path / "m"
     shutil.copytree(old_model, model)
     manifest = yaml.safe_load((model / "model.yaml").read_text())
     del manifest["parts"]["reference_pixels"]  # as written before extension support
     (model / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    before = snapshot(model)
-    assert main(["extend", "--model", str(model), "--reference", str(route["new"])]) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if "vprsnn" in line]
-    assert len(err) == 1 and "does not store its reference images" in err[0], err
-    assert snapshot(model) == before
+    bad_input.watch(tmp_path)
+    code = main(["extend", "--model", str(model), "--reference", str(route["new"])])
+    bad_input((code, capsys.readouterr().err), "does not store its reference images")
 
 
-def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tmp_path, capsys):
+def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tmp_path, capsys, bad_input):
     # The profile is model.yaml's top-level key (not part of the network config).
     import shutil
 
@@ -278,8 +298,6 @@ def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tm
     assert main(["info", str(copy)]) == 0
     assert ("profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular)"
             in capsys.readouterr().out)
-    before = snapshot(copy)
-    assert main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"]) == 2
-    err = capsys.readouterr().err
-    assert "trained with profile 'tuned', not 'faithful'" in err
-    assert snapshot(copy) == before
+    bad_input.watch(tmp_path)
+    code = main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"])
+    bad_input((code, capsys.readouterr().err), "trained with profile 'tuned', not 'faithful'")

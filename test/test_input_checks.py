@@ -29,24 +29,12 @@ from vprsnn_ros.snn.network import NetworkConfig
 from vprsnn_ros.train.training import train_network
 
 TIMEOUT = 180
-ERROR_PREFIX = "vprsnn: error:"
 
 
 def run_cli(args, cwd) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "vprsnn_ros.cli", *map(str, args)], cwd=str(cwd),
                           capture_output=True, text=True, timeout=TIMEOUT, env=env)
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    """Exit 2 and stderr is exactly one ``vprsnn: error:`` line (no decoder noise); returns it."""
-    detail = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-2000:]}"
-    assert proc.returncode == 2, detail
-    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(ERROR_PREFIX)]
-    assert len(errors) == 1, detail
-    assert not any("Premature end" in line or "Corrupt JPEG" in line for line in lines), detail
-    return errors[0]
 
 
 def photo(seed: int, shape=(240, 320)) -> np.ndarray:
@@ -67,7 +55,7 @@ def jpeg_folder(folder: Path, count: int = 6, shape=(240, 320)) -> Path:
 # truncated and corrupt files
 # --------------------------------------------------------------------------
 
-def test_truncated_jpeg_in_a_folder_is_exit_2_naming_the_file(tmp_path):
+def test_truncated_jpeg_in_a_folder_is_exit_2_naming_the_file(tmp_path, bad_input):
     folder = jpeg_folder(tmp_path / "ref")
     victim = folder / "frame_003.jpg"
     data = victim.read_bytes()
@@ -76,14 +64,14 @@ def test_truncated_jpeg_in_a_folder_is_exit_2_naming_the_file(tmp_path):
     # The decoder alone would accept it (with a warning on stderr and a mostly grey image).
     assert cv2.imread(str(victim), cv2.IMREAD_UNCHANGED) is not None
     out = tmp_path / "model"
+    bad_input.watch(tmp_path)
     proc = run_cli(["train", "--reference", folder, "--out", out, "--neurons", "10",
                     "--places-per-module", "3", "--epochs", "1"], cwd=tmp_path)
-    line = one_error_line(proc)
-    assert str(victim) in line and "truncated JPEG" in line, line
-    assert not (out / "model.yaml").exists()
+    # One line: no decoder noise ("Premature end of JPEG file") on stderr either.
+    bad_input(proc, str(victim), "truncated JPEG")
 
 
-def test_truncated_jpeg_query_is_exit_2_naming_the_file(tmp_path):
+def test_truncated_jpeg_query_is_exit_2_naming_the_file(tmp_path, bad_input):
     folder = jpeg_folder(tmp_path / "query", count=3)
     victim = folder / "frame_001.jpg"
     victim.write_bytes(victim.read_bytes()[:2000])
@@ -91,10 +79,10 @@ def test_truncated_jpeg_query_is_exit_2_naming_the_file(tmp_path):
     model = tmp_path / "model"
     train_network(NetworkConfig(n_neurons=10, places_per_module=3, epochs=1),
                   [preprocess_batch([photo(k) for k in range(3)])], ["a", "b", "c"], model, workers=1)
+    bad_input.watch(tmp_path)
     proc = run_cli(["evaluate", "--model", model, "--query", folder, "--report", tmp_path / "rep"],
                    cwd=tmp_path)
-    line = one_error_line(proc)
-    assert str(victim) in line, line
+    bad_input(proc, str(victim), "truncated JPEG")
 
 
 def test_jpeg_checks_accept_whole_files_and_trailing_bytes(tmp_path):
@@ -142,15 +130,14 @@ def test_mixed_sizes_warn_and_strict_makes_them_an_error(tmp_path):
         load_traverse(same, (28, 28), 7, strict=True)
 
 
-def test_strict_option_of_the_cli(tmp_path):
+def test_strict_option_of_the_cli(tmp_path, bad_input):
     folder = jpeg_folder(tmp_path / "mixed", count=3)
     assert cv2.imwrite(str(folder / "frame_001.jpg"), photo(9, (120, 200)))
     out = tmp_path / "model"
+    bad_input.watch(tmp_path)
     proc = run_cli(["train", "--reference", folder, "--out", out, "--strict", "--neurons", "10",
                     "--places-per-module", "3", "--epochs", "1"], cwd=tmp_path)
-    line = one_error_line(proc)
-    assert "differ in size" in line and "frame_001.jpg" in line, line
-    assert not (out / "model.yaml").exists()
+    bad_input(proc, "differ in size", "frame_001.jpg")
 
 
 # --------------------------------------------------------------------------

@@ -718,3 +718,103 @@ def test_configure_cleanup_cycles_give_the_memory_back(large_model, ros_domains,
     assert released[-1] - released[0] <= tolerance_kb, (
         f"RSS after cleanup grew by {(released[-1] - released[0]) / 1024:.1f} MB over 5 cycles: {released}")
     assert node.stop() == 0, node.output()
+
+
+# --------------------------------------------------------------------------
+# 6. ~/estimate from a model trained on an odometry bag; min_confidence
+# --------------------------------------------------------------------------
+
+def write_odometry_bag(path: Path, images, poses: np.ndarray, frame: str = "odom") -> Path:
+    """A rosbag2 (mcap) with /cam images at 10 Hz and /odom Odometry at the same stamps (as
+    test_bags.py writes them)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.LATEST)
+    t = ts.types
+    start = 1_700_000_000 * 10**9
+
+    def header(stamp: int, frame_id: str):
+        return t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=stamp // 10**9,
+                                                                                nanosec=stamp % 10**9),
+                                        frame_id=frame_id)
+
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        cam = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=ts)
+        odom = writer.add_connection("/odom", "nav_msgs/msg/Odometry", typestore=ts)
+        for k, (image, pose) in enumerate(zip(images, poses)):
+            stamp = start + k * 10**8
+            img = t["sensor_msgs/msg/Image"](header=header(stamp, "cam"), height=image.shape[0], width=image.shape[1],
+                                             encoding="bgr8", is_bigendian=0, step=image.shape[1] * 3,
+                                             data=np.ascontiguousarray(image).reshape(-1))
+            writer.write(cam, stamp, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
+            x, y, z, qx, qy, qz, qw = (float(v) for v in pose)
+            msg = t["nav_msgs/msg/Odometry"](
+                header=header(stamp, frame), child_frame_id="base_link",
+                pose=t["geometry_msgs/msg/PoseWithCovariance"](
+                    pose=t["geometry_msgs/msg/Pose"](position=t["geometry_msgs/msg/Point"](x=x, y=y, z=z),
+                                                     orientation=t["geometry_msgs/msg/Quaternion"](
+                                                         x=qx, y=qy, z=qz, w=qw)),
+                    covariance=np.zeros(36)),
+                twist=t["geometry_msgs/msg/TwistWithCovariance"](
+                    twist=t["geometry_msgs/msg/Twist"](linear=t["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0),
+                                                       angular=t["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)),
+                    covariance=np.zeros(36)))
+            writer.write(odom, stamp, ts.serialize_cdr(msg, "nav_msgs/msg/Odometry"))
+    return path
+
+
+@pytest.mark.ros
+def test_estimate_has_each_places_pose_and_covariance_and_min_confidence_gives_minus_one(
+        tmp_path, ros_domains, node_factory, client_factory):
+    from vprsnn_ros.io.sources import load_traverse
+
+    reference, query = make_route(12, seed=6)
+    steps_m = np.array([0.0, 1.0, 2.5, 0.5, 3.0, 1.5, 1.0, 4.0, 0.75, 2.0, 1.25, 3.5])  # irregular spacing
+    yaw = np.linspace(0.0, 1.5, 12)
+    poses = np.column_stack([np.cumsum(steps_m), 0.3 * np.arange(12), np.full(12, 0.125), np.zeros(12),
+                             np.zeros(12), np.sin(yaw / 2), np.cos(yaw / 2)])
+    bag = write_odometry_bag(tmp_path / "odom_bag", reference, poses)
+    trav = load_traverse(bag, CONFIG.image_size, CONFIG.patch, pose_topic="/odom")
+    np.testing.assert_array_equal(trav.poses, poses)
+    assert trav.pose_frame == "odom"
+    model = tmp_path / "model"
+    train_network(CONFIG, [trav.pixels], trav.names, model, workers=2, place_poses=trav.poses,
+                  pose_frame=trav.pose_frame)
+
+    offline = _fresh_answers(model, query)
+    confidences = sorted(e.confidence for e in offline)
+    threshold = confidences[len(confidences) // 2]  # half the frames below it
+    sigma_min, sigma_max = 0.25, 4.0
+    domain = ros_domains.new()
+    node = node_factory(domain, model, {"reliable": "true", "sigma_min_places": sigma_min,
+                                        "sigma_max_places": sigma_max, "min_confidence": repr(threshold)})
+    client = client_factory(domain)
+    node.wait_ready()
+    client.connect(node)
+    got = client.lockstep(node, query)
+
+    accepted = [e.place_id if e.confidence >= threshold else -1 for e in offline]
+    print(f"\nmin_confidence {threshold:.4f}: place ids {[a['place_id'] for a in got]}")
+    assert -1 in accepted and any(p >= 0 for p in accepted), "the threshold does not split the frames"
+    assert [a["place_id"] for a in got] == accepted
+    assert [a["confidence"] for a in got] == [float(np.float32(e.confidence)) for e in offline]
+    for k, (a, e) in enumerate(zip(got, offline)):
+        est = a["estimate"]
+        assert est is not None, f"frame {k}: no ~/estimate (published whatever min_confidence says)"
+        assert est.header.frame_id == "odom" and stamp_of(est) == (k, 7)
+        p = est.pose.pose
+        pose = poses[e.place_id]
+        assert [p.position.x, p.position.y, p.position.z] == pose[:3].tolist(), f"frame {k}"
+        assert [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] == pose[3:].tolist()
+        # x/y std: sigma in places (linear from sigma_max at confidence 0 to sigma_min at 1) times the
+        # local spacing of places (to the next place; the last place: to the one before).
+        sigma = sigma_min + (1.0 - e.confidence) * (sigma_max - sigma_min)
+        j = e.place_id + 1 if e.place_id + 1 < len(poses) else e.place_id - 1
+        spacing = float(np.linalg.norm(poses[j, :3] - pose[:3]))
+        cov = np.array(est.pose.covariance).reshape(6, 6)
+        np.testing.assert_allclose([cov[0, 0], cov[1, 1]], [(sigma * spacing) ** 2] * 2, rtol=1e-12)
+        assert cov[3, 3] == cov[4, 4] == cov[5, 5] == 1e6, "orientation is not estimated: variance 1e6"
+        assert np.count_nonzero(cov - np.diag(np.diag(cov))) == 0, "off-diagonal covariance"
+    assert len(poses) - 1 in {e.place_id for e in offline}, "the last place (spacing to the one before) unused"
+    assert node.stop() == 0, node.output()

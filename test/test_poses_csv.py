@@ -242,29 +242,33 @@ def test_the_kept_places_keep_their_poses_in_the_model(route, tmp_path):
 
 @pytest.fixture(scope="module")
 def split(route) -> dict:
+    """The first 6 places and the last 2 in folders of their own, each with its poses CSV (a row
+    naming a file that is not in the folder is an error)."""
     work = route["work"]
-    for name, chosen in (("old", NAMES[:6]), ("new", NAMES[6:])):
+    rows = yaw_rows()
+    for name, chosen in (("old", range(6)), ("new", range(6, N))):
         (work / name).mkdir(exist_ok=True)
-        for f in chosen:
-            shutil.copy(route["ref"] / f, work / name / f)
-    return {"old": work / "old", "new": work / "new", "csv": route["csv"]}
+        for k in chosen:
+            shutil.copy(route["ref"] / NAMES[k], work / name / NAMES[k])
+        write_csv(work / f"{name}.csv", "filename,x,y,yaw", [rows[k] for k in chosen])
+    return {"old": work / "old", "new": work / "new", "old_csv": work / "old.csv", "new_csv": work / "new.csv"}
 
 
 @pytest.mark.slow
 def test_extend_appends_the_new_places_poses(split, tmp_path, capsys, bad_input):
     old = tmp_path / "old_model"
-    assert main(["train", "--reference", str(split["old"]), "--poses", str(split["csv"]), "--out", str(old),
+    assert main(["train", "--reference", str(split["old"]), "--poses", str(split["old_csv"]), "--out", str(old),
                  *TINY]) == 0
     # Without poses for the new places: one error line, the model untouched.
     bad_input.watch(old, tmp_path / "x")
     capsys.readouterr()
     code = main(["extend", "--model", str(old), "--reference", str(split["new"]), "--out", str(tmp_path / "x")])
     bad_input((code, capsys.readouterr().err), "has place poses but the new places have none", "--poses CSV")
-    code = main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["csv"]),
+    code = main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["new_csv"]),
                  "--pose-frame", "odom", "--out", str(tmp_path / "x")])
     bad_input((code, capsys.readouterr().err), "new poses are in frame 'odom'")
     # With them: appended after the old places' poses.
-    assert main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["csv"]),
+    assert main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["new_csv"]),
                  "--out", str(tmp_path / "grown"), "--workers", "1"]) == 0
     net = load_network(tmp_path / "grown")
     assert net.place_names == NAMES and net.pose_frame == "map"
@@ -277,7 +281,7 @@ def test_extend_with_poses_of_a_model_without_is_an_error(split, tmp_path, capsy
     assert main(["train", "--reference", str(split["old"]), "--out", str(old), *TINY]) == 0
     bad_input.watch(old, tmp_path / "x")
     capsys.readouterr()
-    code = main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["csv"]),
+    code = main(["extend", "--model", str(old), "--reference", str(split["new"]), "--poses", str(split["new_csv"]),
                  "--out", str(tmp_path / "x")])
     bad_input((code, capsys.readouterr().err), "the new places have poses", "has none")
 

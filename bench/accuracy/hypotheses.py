@@ -57,6 +57,7 @@ import numpy as np
 
 from bench.common import have_nordland, nordland_places, r1
 from vprsnn_ros.eval.baseline import sad_scores
+from vprsnn_ros.eval.loss import place_modules, where_the_loss_is
 from vprsnn_ros.io import dataset
 from vprsnn_ros.io.preprocess import patch_normalise, to_uint8
 from vprsnn_ros.model.network_io import load_network
@@ -150,6 +151,16 @@ def matched(S: np.ndarray, length: int) -> dict[str, float]:
             f"contrast_v1_{length}": r1(seqslam_scores(S, length, velocities=(1.0,)))}
 
 
+def within(S: np.ndarray, net_or_regions, places: np.ndarray) -> dict:
+    """``where_the_loss_is`` of a split's scores (query k = the split's k-th place): true module
+    ranked first and R@1 given the true module."""
+    regions = net_or_regions.regions if isinstance(net_or_regions, ModularSNN) else net_or_regions
+    column_module = place_modules(regions, int(max(int(np.max(r)) for r in regions)) + 1)[places]
+    out = where_the_loss_is(S, np.arange(len(places)), column_module)
+    return {"true_module_first": round(out["true_module_first"], 4),
+            "within_module": round(out["recall_at_1_given_module"], 4)}
+
+
 def split_queries(net: ModularSNN, Q: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Modules, places and query pixels of a split (query k of the split = its k-th place)."""
     mods = net.module_split(split)
@@ -194,6 +205,7 @@ def snn_rows(name: str, net: ModularSNN, R: np.ndarray, Q: np.ndarray, length: i
             for split in ("calibration", "test"):
                 S = scores(split, t, readout)
                 row[split] = matched(S, length)
+                row[split].update(within(S, net, net.split_places(split)))
             started = time.perf_counter()
             for _ in range(20):
                 net.scores(counts["test"][:1], modules=net.module_split("test"), threshold=t, readout=readout)
@@ -206,8 +218,9 @@ def snn_rows(name: str, net: ModularSNN, R: np.ndarray, Q: np.ndarray, length: i
     return rows
 
 
-def sad_rows(R: np.ndarray, Q: np.ndarray, n_cal: int, length: int) -> dict:
-    """The SAD baseline on both splits (calibration = the first ``n_cal`` places)."""
+def sad_rows(R: np.ndarray, Q: np.ndarray, n_cal: int, length: int, regions=None) -> dict:
+    """The SAD baseline on both splits (calibration = the first ``n_cal`` places); with a
+    model's ``regions``, also R@1 given the true module of that layout."""
     row = {"system": "SAD", "readout": "-", "T": "-"}
     n = len(R)
     for split, places in (("calibration", np.arange(n_cal)), ("test", np.arange(n_cal, n))):
@@ -215,6 +228,8 @@ def sad_rows(R: np.ndarray, Q: np.ndarray, n_cal: int, length: int) -> dict:
         S = sad_scores(Q[places], R[places])
         row["sad_ms_per_query"] = round((time.perf_counter() - started) / len(places) * 1e3, 3)
         row[split] = matched(S, length)
+        if regions is not None:
+            row[split].update(within(S, regions, places))
     return row
 
 
@@ -234,11 +249,16 @@ def load_gray(places: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     return ref.names, gray(ref.paths), gray(qry.paths)
 
 
-def pixels(gray: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+def pixels(gray: np.ndarray, gamma: float = 1.0, patch: int = 7) -> np.ndarray:
     """Preprocessed uint8 pixels (N, 784); gamma is applied before patch normalisation."""
     # An 8-bit lookup table, as a camera driver or cv2.LUT would apply it.
     g = np.rint(255.0 * (gray / 255.0) ** gamma) if gamma != 1.0 else gray
-    return np.stack([to_uint8(patch_normalise(img, 7)).reshape(-1) for img in g])
+    return np.stack([to_uint8(patch_normalise(img, patch)).reshape(-1) for img in g])
+
+
+def variant_patch(name: str) -> int:
+    """The patch-normalisation window a variant trains and queries with (profile switch ``patch``)."""
+    return TRAIN_VARIANTS.get(name, {}).get("profile", {}).get("patch") or 7
 
 
 def choose_gamma(R: np.ndarray, Q: np.ndarray, n_cal: int) -> tuple[float, dict]:
@@ -263,7 +283,7 @@ def train_variant(work: Path, name: str, names, gray_r, gamma: float, args) -> t
     elif data == "contrast":
         traverses = [pixels(np.clip(np.rint(gray_r * c + b), 0, 255)) for c, b in AUGMENT_CONTRAST]
     else:
-        traverses = [pixels(gray_r, gamma if data == "gamma" else 1.0)]
+        traverses = [pixels(gray_r, gamma if data == "gamma" else 1.0, variant_patch(name))]
     profile = FAITHFUL.with_(**v.get("profile", {}))
     started = time.perf_counter()
     print(f"training {name} ...", flush=True)
@@ -276,7 +296,7 @@ def train_variant(work: Path, name: str, names, gray_r, gamma: float, args) -> t
 
 def variant_pixels(name: str, gray_r, gray_q, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     g = gamma if TRAIN_VARIANTS.get(name, {}).get("data") == "gamma" else 1.0
-    return pixels(gray_r, g), pixels(gray_q, g)
+    return pixels(gray_r, g, variant_patch(name)), pixels(gray_q, g, variant_patch(name))
 
 
 def summarise(name: str, rows: list[dict], length: int, seconds) -> dict:
@@ -289,8 +309,27 @@ def summarise(name: str, rows: list[dict], length: int, seconds) -> dict:
         out[policy] = {"T": r["T"], "calibration": r["calibration"]["single"],
                        "calibration_seq": r["calibration"][f"diagonal{length}"],
                        "test": r["test"]["single"], "test_seq": r["test"][f"diagonal{length}"],
+                       "calibration_within": r["calibration"].get("within_module"),
+                       "test_within": r["test"].get("within_module"),
                        "query_ms": r["spikes_ms_per_query"]}
     return out
+
+
+def format_within(rows: list[dict], sad: dict[str, dict], length: int) -> str:
+    """Issue 16 table: R@1 and R@1 given the true module (within), calibration and test, with the
+    SAD baseline of the same preprocessing and region layout beside each variant."""
+    lines = ["| variant | T=auto: cal R@1 / within | test R@1 / within | T=cal: cal R@1 / within | "
+             "test R@1 / within | cal seq | SAD cal R@1 / within | SAD test R@1 / within | train s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, c, b = r["T=auto"], r["T=cal"], sad[r["variant"]]
+        lines.append(
+            f"| {r['variant']} | {a['calibration']:.3f} / {a['calibration_within']:.3f} {a['T']} | "
+            f"{a['test']:.3f} / {a['test_within']:.3f} | {c['calibration']:.3f} / {c['calibration_within']:.3f} "
+            f"{c['T']} | {c['test']:.3f} / {c['test_within']:.3f} | {a['calibration_seq']:.3f} | "
+            f"{b['calibration']['single']:.3f} / {b['calibration']['within_module']:.3f} | "
+            f"{b['test']['single']:.3f} / {b['test']['within_module']:.3f} | {r['train_seconds'] or '-'} |")
+    return "\n".join(lines)
 
 
 def ensemble_row(name: str, members: list[tuple[ModularSNN, np.ndarray, np.ndarray]], length: int) -> dict:
@@ -356,7 +395,7 @@ def main() -> int:
     sad = [sad_rows(R1, Q1, args.calibration, L), sad_rows(*variant_pixels("gamma_preprocessing", gray_r, gray_q,
                                                                           gamma), args.calibration, L)]
     sad[1]["system"] = f"SAD gamma {gamma}"
-    rows, full_rows = [], {}
+    rows, full_rows, sad_within = [], {}, {}
     for name, (net, seconds) in nets.items():
         R, Q = variant_pixels(name, gray_r, gray_q, gamma)
         # A model trained before the statistics were kept, or on augmented traverses: training
@@ -368,6 +407,9 @@ def main() -> int:
         full_rows[name] = snn_rows(name, net, R, Q, L)
         rows.append(summarise(name, full_rows[name], L, seconds))
         print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+        if name in WITHIN16:
+            sad_within[name] = sad_rows(R, Q, args.calibration, L, net.regions)
+            print(format_within(rows[-1:], sad_within, L).splitlines()[-1], flush=True)
     query_rows = {name: ("base", switches) for name, switches in QUERY_VARIANTS.items()}
     for name, (model, switches) in ({} if args.no_query_variants else {**query_rows, **COMBINED}).items():
         if model not in nets:
@@ -404,8 +446,12 @@ def main() -> int:
                          for s in sad)
     result = {"places": args.places, "calibration_places": args.calibration, "epochs": args.epochs,
               "seed": args.seed, "gamma": gamma, "gamma_table": gamma_table, "sad": sad, "rows": rows,
-              "snn_rows": full_rows}
+              "snn_rows": full_rows, "sad_within": sad_within}
     (work / "hypotheses.json").write_text(json.dumps(result, indent=1) + "\n")
+    if sad_within:
+        (work / "within.md").write_text(format_within([r for r in rows if r["variant"] in sad_within],
+                                                      sad_within, L) + "\n")
+        print(format_within([r for r in rows if r["variant"] in sad_within], sad_within, L))
     table = format_rows(rows)
     (work / "hypotheses.md").write_text(table + "\n\n" + sad_line + "\n")
     print(table)

@@ -13,7 +13,7 @@ import warnings
 
 from vprsnn_ros import __version__
 from vprsnn_ros.cli import bag, demo, evaluate, extend, info, replay_eval, train
-from vprsnn_ros.errors import VprsnnError
+from vprsnn_ros.errors import ConfigError, VprsnnError
 
 _SUBCOMMANDS = (train, evaluate, extend, info, replay_eval, bag, demo)
 
@@ -21,6 +21,9 @@ _SUBCOMMANDS = (train, evaluate, extend, info, replay_eval, bag, demo)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vprsnn", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"vprsnn_ros {__version__}")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="at most N threads for the SNN kernels (0 = every core; calls with little "
+                             "work run on one thread anyway, docs/guides/engine-design.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in _SUBCOMMANDS:
         module.add_parser(sub)
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings about the input (e.g. mixed image sizes) as one plain line each.
     warnings.formatwarning = lambda message, *_args, **_kw: f"vprsnn: warning: {message}\n"
     try:
+        if args.threads < 0:
+            raise ConfigError("--threads must be >= 0 (0 = every core)")
+        if args.threads:
+            from vprsnn_ros.snn.threads import set_limit
+
+            set_limit(args.threads)
         return args.func(args)
     except VprsnnError as exc:
         print(f"vprsnn: error: {exc}", file=sys.stderr)

@@ -15,8 +15,15 @@ Data flow: the image callbacks only keep the newest frame (a one-slot mailbox,
 so the queue can never grow: a frame replaced before it was processed counts as
 dropped); an inference thread takes it, converts it, runs the
 :class:`~vprsnn_ros.localizer.Localizer` and publishes ``~/place_id``,
-``~/confidence`` and ``~/estimate`` with the frame's stamp. Inference therefore
-never blocks the executor that receives frames, services and timers.
+``~/confidence``, ``~/estimate`` and ``~/match`` with the frame's stamp. Inference
+therefore never blocks the executor that receives frames, services and timers.
+
+For nav2: with ``relocalize`` (``auto`` or ``on_request``, for models with place
+poses) the pose of a confident, agreeing match also goes to ``initialpose``
+(``/initialpose`` unless namespaced or remapped), which AMCL listens to
+(:mod:`vprsnn_ros.nodes.relocalize`). For RViz: ``~/places`` draws the model's
+places and ``~/match`` the current best one (:mod:`vprsnn_ros.nodes.markers`,
+``config/vprsnn.rviz``). The decisions live in plain modules; this file is ROS wiring.
 """
 
 from __future__ import annotations
@@ -29,27 +36,40 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseWithCovarianceStamped
+from geometry_msgs.msg import Point, PoseWithCovarianceStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32, Int32
+from std_msgs.msg import ColorRGBA, Float32, Int32
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
 
-from vprsnn_ros.errors import VprsnnError
+from vprsnn_ros.errors import ConfigError, VprsnnError
 from vprsnn_ros.eval.views import match_view
 from vprsnn_ros.localizer import Estimate, Localizer
 from vprsnn_ros.model.network_io import load_thumbnails
-from vprsnn_ros.nodes import diagnostics
+from vprsnn_ros.nodes import diagnostics, kernel_cache, markers
 from vprsnn_ros.nodes.estimate import place_pose
 from vprsnn_ros.nodes.image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
-from vprsnn_ros.nodes.localizer_params import LOCALIZER_SETTINGS, PARAMETERS, localizer_settings
-from vprsnn_ros.nodes.ros_params import declare
+from vprsnn_ros.nodes.localizer_params import (
+    LOCALIZER_SETTINGS,
+    PARAMETERS,
+    RELOCALIZE_SETTINGS,
+    localizer_settings,
+    relocalize_settings,
+)
+from vprsnn_ros.nodes.relocalize import Relocalizer, RelocalizeSettings, pose_problem
+from vprsnn_ros.nodes.ros_params import declare, descriptor
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# ~/places: the latest map of places for any RViz that subscribes later (latched).
+PLACES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Read as YAML, a bare `off` is a boolean: these string parameters take one too (relocalize.check_mode).
+DYNAMICALLY_TYPED = ("relocalize",)
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 
@@ -64,7 +84,12 @@ class LocalizerNode(LifecycleNode):
 
     def __init__(self) -> None:
         super().__init__("vprsnn_localizer")
-        declare(self, PARAMETERS)
+        declare(self, [p for p in PARAMETERS if p.name not in DYNAMICALLY_TYPED])
+        for p in PARAMETERS:
+            if p.name in DYNAMICALLY_TYPED:
+                d = descriptor(p)
+                d.dynamic_typing = True
+                self.declare_parameter(p.name, p.default, d)
         self.stats = diagnostics.FrameStats()
         self._lock = threading.Lock()
         self._pending: tuple[object, bool] | None = None  # (message, compressed)
@@ -76,7 +101,10 @@ class LocalizerNode(LifecycleNode):
         self._image_subs: list = []
         self._publishers_: list = []  # lifecycle publishers created at configure
         self._reload_service = None
+        self._relocalize_service = None
         self._diagnostics_timer = None
+        self.relocalizer = Relocalizer()
+        self._place_size = markers.PLACE_SIZE  # the places' sphere diameter, for ~/match
         self.pub_scores = None
         self._autostarting = False
         self._busy = threading.Lock()  # held while a frame is processed; cleanup waits for it
@@ -92,7 +120,7 @@ class LocalizerNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         path = self._get("model_path")
         try:
-            localizer, thumbnails = self._load(path)
+            localizer, thumbnails, relocalize = self._load(path)
         except Exception as exc:  # noqa: BLE001 - rclpy would swallow it silently
             reason = str(exc) if isinstance(exc, VprsnnError) else f"unexpected {exc!r}"
             self.get_logger().error(f"configure failed: {reason}" + (
@@ -100,23 +128,34 @@ class LocalizerNode(LifecycleNode):
             return FAILURE
         with self._lock:
             self.localizer, self.thumbnails = localizer, thumbnails
+        self.relocalizer.configure(relocalize)
+        self.relocalizer.reset()
         self.pub_place = self.create_lifecycle_publisher(Int32, "~/place_id", 10)
         self.pub_confidence = self.create_lifecycle_publisher(Float32, "~/confidence", 10)
         self.pub_estimate = self.create_lifecycle_publisher(PoseWithCovarianceStamped, "~/estimate", 10)
         self.pub_diagnostics = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_debug = self.create_lifecycle_publisher(Image, "~/debug_image", 1)
+        # Relative, as nav2's AMCL names it: /initialpose, or <namespace>/initialpose beside a
+        # namespaced AMCL; remappable (-r initialpose:=...).
+        self.pub_initialpose = self.create_lifecycle_publisher(PoseWithCovarianceStamped, "initialpose", 10)
+        self.pub_places = self.create_lifecycle_publisher(MarkerArray, "~/places", PLACES_QOS)
+        self.pub_match = self.create_lifecycle_publisher(Marker, "~/match", 10)
         # Transient local: a replay evaluator whose subscription the writer has not matched yet
         # when the first frames are answered still gets their scores (DDS discovery is not
         # symmetric in time).
         self.pub_scores = (self.create_lifecycle_publisher(Image, "~/scores", SCORES_QOS)
                            if self._get("publish_scores") else None)
         self._publishers_ = [p for p in (self.pub_place, self.pub_confidence, self.pub_estimate,
-                                     self.pub_diagnostics, self.pub_debug, self.pub_scores) if p is not None]
+                                         self.pub_diagnostics, self.pub_debug, self.pub_scores,
+                                         self.pub_initialpose, self.pub_places, self.pub_match)
+                             if p is not None]
         self._reload_service = self.create_service(Trigger, "~/reload", self._on_reload)
+        self._relocalize_service = self.create_service(Trigger, "~/relocalize", self._on_relocalize)
         self._diagnostics_timer = self.create_timer(float(self._get("diagnostics_period")),
                                                     self._publish_diagnostics)
         self.get_logger().info(f"configured: model {self._model_path}, reference thumbnails for "
-                               f"~/debug_image: {'yes' if thumbnails is not None else 'no'}")
+                               f"~/debug_image: {'yes' if thumbnails is not None else 'no'}, "
+                               f"relocalize: {relocalize.mode}")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -129,6 +168,10 @@ class LocalizerNode(LifecycleNode):
         # Publishers first: a frame that arrives as soon as we subscribe must not be answered
         # through a still disabled publisher.
         result = super().on_activate(state)  # enables the lifecycle publishers
+        self.relocalizer.reset()
+        self._publish_places(self.localizer)
+        with self._lock:
+            self.stats.active_since = time.monotonic()
         self._image_subs = [self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)]
         if self._get("use_compressed"):
             # image_transport convention: "<image topic>/compressed", following any remap of "image".
@@ -172,6 +215,8 @@ class LocalizerNode(LifecycleNode):
             self._autostarting = False
 
     def _unsubscribe(self) -> None:
+        with self._lock:
+            self.stats.active_since = None
         for sub in self._image_subs:
             self.destroy_subscription(sub)
         self._image_subs = []
@@ -187,9 +232,10 @@ class LocalizerNode(LifecycleNode):
                 self.destroy_lifecycle_publisher(pub)
             self._publishers_ = []
             self.pub_scores = None
-            if self._reload_service is not None:
-                self.destroy_service(self._reload_service)
-                self._reload_service = None
+            for service in (self._reload_service, self._relocalize_service):
+                if service is not None:
+                    self.destroy_service(service)
+            self._reload_service = self._relocalize_service = None
             if self._diagnostics_timer is not None:
                 self.destroy_timer(self._diagnostics_timer)
                 self._diagnostics_timer = None
@@ -202,19 +248,30 @@ class LocalizerNode(LifecycleNode):
         """Localizer keyword arguments from the current parameter values (and ``overrides``)."""
         return localizer_settings({**{name: self._get(name) for name in LOCALIZER_SETTINGS}, **overrides})
 
-    def _load(self, path: str) -> tuple[Localizer, np.ndarray | None]:
+    def _relocalize_settings(self, **overrides) -> RelocalizeSettings:
+        return relocalize_settings({**{name: self._get(name) for name in RELOCALIZE_SETTINGS}, **overrides})
+
+    def _load(self, path: str) -> tuple[Localizer, np.ndarray | None, RelocalizeSettings]:
+        """Load, check and warm a model; a VprsnnError (one line) when it cannot be used."""
         loc = Localizer(path, **self._settings())
+        relocalize = self._relocalize_settings()
+        problem = pose_problem(relocalize.mode, loc.members[0].place_poses is not None, str(path))
+        if problem:
+            raise ConfigError(problem)
         thumbnails = load_thumbnails(path)
+        if kernel_cache.uncached_kernels(kernel_cache.engine_module(loc)):
+            self.get_logger().info(f"compiling the Numba kernels: first start after an install or update "
+                                   f"(cold cache), {kernel_cache.COMPILE_NOTE}")
         started = time.perf_counter()
         loc.warm_up()
         self.get_logger().info(f"model {path} loaded, kernels warm in {time.perf_counter() - started:.2f} s")
         self._model_path = str(path)
-        return loc, thumbnails
+        return loc, thumbnails, relocalize
 
     def _on_reload(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         path = self._get("model_path")
         try:
-            fresh, thumbnails = self._load(path)
+            fresh, thumbnails, relocalize = self._load(path)
         except VprsnnError as exc:
             response.success = False
             response.message = f"reload failed, keeping {self._model_path}: {exc}"
@@ -222,11 +279,31 @@ class LocalizerNode(LifecycleNode):
             return response
         with self._lock:
             self.localizer, self.thumbnails = fresh, thumbnails
+        self.relocalizer.configure(relocalize)
+        self.relocalizer.reset()
+        self._publish_places(fresh)  # dropped by the lifecycle publisher unless active
         response.success = True
         response.message = f"loaded {path}: {fresh.n_places} places"
         return response
 
+    def _on_relocalize(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.relocalizer.arm()
+        self.get_logger().info(f"~/relocalize: {response.message}")
+        return response
+
     def _on_set_parameters(self, params) -> SetParametersResult:
+        relocalize = {p.name: p.value for p in params if p.name in RELOCALIZE_SETTINGS}
+        if relocalize:
+            try:
+                settings = self._relocalize_settings(**relocalize)
+                loc = self.localizer
+                problem = loc is not None and pose_problem(settings.mode, loc.members[0].place_poses is not None,
+                                                           self._model_path)
+                if problem:
+                    raise ConfigError(problem)
+            except VprsnnError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            self.relocalizer.configure(settings)
         changes = {p.name: p.value for p in params if p.name in LOCALIZER_SETTINGS}
         if changes:
             with self._lock:
@@ -313,6 +390,7 @@ class LocalizerNode(LifecycleNode):
             msg.header.stamp = header.stamp
             msg.header.frame_id = "vprsnn_place_scores"
             self.pub_scores.publish(msg)
+        relocalize = self.relocalizer.update(est.place_id, est.confidence, time.monotonic())
         if est.place_id < 0:
             return
         net = localizer.members[0]
@@ -326,8 +404,45 @@ class LocalizerNode(LifecycleNode):
         q.x, q.y, q.z, q.w = pose.orientation
         out.pose.covariance = list(pose.covariance)
         self.pub_estimate.publish(out)
+        self._publish_match(pose, est.confidence, header)
+        if relocalize:
+            self.pub_initialpose.publish(out)
+            self.get_logger().info(f"relocalized: {self.pub_initialpose.topic_name} = place {est.place_id} "
+                                   f"(confidence {est.confidence:.3f}) at ({p.x:.2f}, {p.y:.2f}) in {pose.frame_id}")
         self.get_logger().debug(f"place {est.place_id} conf {est.confidence:.3f} top "
                                 f"{est.top_places.tolist()}")
+
+    # ------------------------------------------------------------------ markers
+
+    def _publish_places(self, localizer: Localizer | None) -> None:
+        """~/places: one SPHERE_LIST marker, a sphere per place, coloured by module (latched)."""
+        if localizer is None:
+            return
+        net = localizer.members[0]
+        spec = markers.places_marker(net.n_places, net.regions, net.place_poses, net.pose_frame,
+                                     self._get("frame_id"))
+        self._place_size = spec.size
+        marker = Marker(ns="places", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
+        marker.header.frame_id = spec.frame_id
+        marker.header.stamp = self.get_clock().now().to_msg()
+        marker.pose.orientation.w = 1.0
+        marker.scale.x = marker.scale.y = marker.scale.z = spec.size
+        marker.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in spec.points]
+        marker.colors = [ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(a)) for r, g, b, a in spec.colours]
+        marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+        self.pub_places.publish(MarkerArray(markers=[marker]))
+
+    def _publish_match(self, pose, confidence: float, header) -> None:
+        """~/match: a sphere at the best place, red (confidence 0) to green (1)."""
+        marker = Marker(ns="match", id=0, type=Marker.SPHERE, action=Marker.ADD)
+        marker.header.stamp = header.stamp
+        marker.header.frame_id = pose.frame_id
+        marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = pose.position
+        marker.pose.orientation.w = 1.0
+        marker.scale.x = marker.scale.y = marker.scale.z = markers.MATCH_SIZE * self._place_size
+        r, g, b, a = markers.confidence_colour(confidence)
+        marker.color = ColorRGBA(r=r, g=g, b=b, a=a)
+        self.pub_match.publish(marker)
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -336,7 +451,12 @@ class LocalizerNode(LifecycleNode):
         with self._lock:
             frames = self.stats.snapshot()
             loc = self.localizer
-        return None if loc is None else diagnostics.localizer_status(self._model_path, loc, frames)
+        if loc is None:
+            return None
+        limits = diagnostics.HealthLimits(self._get("min_input_rate"), self._get("input_timeout"))
+        level, message, values = diagnostics.localizer_status(self._model_path, loc, frames, limits)
+        values.update(self.relocalizer.status())
+        return level, message, values
 
     def _publish_diagnostics(self) -> None:
         snapshot = self.diagnostics_snapshot()

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from vprsnn_ros.nodes.relocalize import RelocalizeSettings
+
 
 @dataclass(frozen=True)
 class Param:
@@ -46,7 +48,24 @@ PARAMETERS = (
     Param("publish_debug_image", False, "publish ~/debug_image for every frame even without subscribers (it is "
           "always published while someone subscribes)"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True),
+    Param("min_input_rate", 0.0, "/diagnostics WARN when the input rate (last 5 s) falls below it, in Hz "
+          "(0: off)", 0.0, 1e6),
+    Param("input_timeout", 5.0, "/diagnostics ERROR when no frame has arrived for this many seconds while "
+          "active (0: off)", 0.0, 1e6),
+    Param("relocalize", "off", "publish the matched place's pose on initialpose for nav2's AMCL: off, auto "
+          "(confident agreeing matches, at most every relocalize_period s) or on_request (one per "
+          "~/relocalize call); needs a model with place poses"),
+    Param("relocalize_min_confidence", 0.0, "relocalize only on frames with at least this confidence "
+          "(0: agreement alone decides)", 0.0, 1.0),
+    Param("relocalize_frames", 5, "consecutive processed frames whose best places must agree", 1, 1000),
+    Param("relocalize_tolerance", 2, "agreeing places lie within this many places of each other", 0, 1000000),
+    Param("relocalize_period", 10.0, "minimum seconds between automatic relocalizations", 0.0, 1e6),
 )
+
+# Parameters of the relocalization (vprsnn_ros.nodes.relocalize.RelocalizeSettings): name -> field.
+RELOCALIZE_SETTINGS = {"relocalize": "mode", "relocalize_min_confidence": "min_confidence",
+                       "relocalize_frames": "frames", "relocalize_tolerance": "tolerance",
+                       "relocalize_period": "period"}
 
 # Parameters that are settings of the Localizer: parameter name -> (keyword, conversion).
 # Changing one at run time rebuilds the Localizer around the loaded networks.
@@ -58,6 +77,11 @@ LOCALIZER_SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "readout": ("readout", lambda v: str(v) or None),
     "sequence_matcher": ("sequence_matcher", str),
 }
+
+
+def relocalize_settings(values: dict[str, Any]) -> RelocalizeSettings:
+    """The relocalization settings from parameter values (all five); ConfigError when invalid."""
+    return RelocalizeSettings(**{field: values[name] for name, field in RELOCALIZE_SETTINGS.items()})
 
 
 def localizer_settings(values: dict[str, Any]) -> dict[str, Any]:

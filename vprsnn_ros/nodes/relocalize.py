@@ -36,9 +36,15 @@ OFF, AUTO, ON_REQUEST = "off", "auto", "on_request"
 MODES = (OFF, AUTO, ON_REQUEST)
 
 
-def check_mode(mode: str) -> str:
-    """``mode`` if it is a relocalize mode, else a :class:`ConfigError` naming the choices."""
-    if mode not in MODES:
+def check_mode(mode) -> str:
+    """The relocalize mode ``mode`` names, else a :class:`ConfigError` naming the choices.
+
+    ``False`` is ``off``: YAML, and so a ROS parameter file or ``-p relocalize:=off``, reads a
+    bare ``off`` as a boolean (the node declares the parameter with dynamic typing for this).
+    """
+    if mode is False:
+        return OFF
+    if not isinstance(mode, str) or mode not in MODES:
         raise ConfigError(f"relocalize must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
@@ -55,14 +61,14 @@ def pose_problem(mode: str, has_poses: bool, model: str) -> str | None:
 class RelocalizeSettings:
     """The ``relocalize*`` parameters."""
 
-    mode: str = OFF
+    mode: str = OFF  # or False, read as off (check_mode)
     min_confidence: float = 0.0
     frames: int = 5
     tolerance: int = 2
     period: float = 10.0
 
     def __post_init__(self) -> None:
-        check_mode(self.mode)
+        object.__setattr__(self, "mode", check_mode(self.mode))
         if self.frames < 1:
             raise ConfigError(f"relocalize_frames must be >= 1, not {self.frames}")
         if self.tolerance < 0:
@@ -103,6 +109,12 @@ class Relocalizer:
         """Forget the recent frames (a new stream, or a new model); an armed request stays armed."""
         with self._lock:
             self._recent.clear()
+
+    def status(self) -> dict:
+        """Key/values for ``/diagnostics``."""
+        with self._lock:
+            return {"relocalize": self._settings.mode, "relocalize_armed": self._armed,
+                    "relocalizations": self.published}
 
     def arm(self) -> tuple[bool, str]:
         """The ``~/relocalize`` service: arm one publication. Returns (armed, message)."""

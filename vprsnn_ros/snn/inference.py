@@ -11,6 +11,8 @@ a :class:`Scorer`. For each member network of an ensemble and each query::
     scores_e  = the member's readout of the counts      (:meth:`ModularSNN.scores`)
     scores    = sum over members of scores_e
 
+Each call runs on as many of Numba's threads as its jobs warrant
+(:mod:`~vprsnn_ros.snn.threads`: one frame of a few modules runs on one thread).
 The scorer holds all per-query state -- module rankers, laid-out weights and
 scratch buffers (a :class:`~vprsnn_ros.snn.engine.Workspace`) -- so the trained
 networks stay plain arrays that any number of scorers can share. A scorer is
@@ -28,6 +30,7 @@ from vprsnn_ros.snn import engine
 from vprsnn_ros.snn.network import ModularSNN
 from vprsnn_ros.snn.preselect import ModuleRanker, effective_k
 from vprsnn_ros.snn.readout import check_readout
+from vprsnn_ros.snn.threads import numba_threads, threads_for
 
 
 class Scorer:
@@ -107,8 +110,10 @@ class Scorer:
                      modules: list[np.ndarray | None]) -> list[np.ndarray]:
         """Per member: spike counts (Q, K, N) of ``modules`` for preprocessed ``pixels`` (Q, n_in)."""
         rates = self.members[0].config.input_rates(pixels)
-        return engine.spike_counts(self.members, rates, np.asarray(query_ids, np.int64), modules,
-                                   workspace=self.workspace)
+        per_query = sum(net.n_modules if m is None else np.shape(m)[-1] for net, m in zip(self.members, modules))
+        with numba_threads(threads_for(len(pixels) * per_query)):
+            return engine.spike_counts(self.members, rates, np.asarray(query_ids, np.int64), modules,
+                                       workspace=self.workspace)
 
     def scores(self, pixels: np.ndarray, query_ids: Sequence[int] | np.ndarray,
                extra: Sequence[np.ndarray | None] | None = None) -> np.ndarray:

@@ -15,8 +15,14 @@ import numpy as np
 
 from vprsnn_ros.snn.kernels.common import NEVER, stream_seed
 from vprsnn_ros.snn.kernels.scalar import NeuronState, simulate, train_presentations
-from vprsnn_ros.snn.network import DelayLayout, NetworkConfig, assign_neurons, initial_weights
-from vprsnn_ros.snn.params import P_NU_POST, P_NU_PRE, steps
+from vprsnn_ros.snn.network import (
+    DelayLayout,
+    NetworkConfig,
+    assign_neurons,
+    imprinted_weights,
+    initial_weights,
+)
+from vprsnn_ros.snn.params import P_NU_POST, P_NU_PRE, P_W_IE, steps
 
 
 @dataclass
@@ -44,6 +50,24 @@ def learning_rate_scale(schedule: str, final_fraction: float, epoch: int, epochs
     if schedule == "step":
         return 1.0 if epoch <= epochs // 2 else final_fraction
     return 1.0 + (final_fraction - 1.0) * (epoch - 1) / max(1, epochs - 1)
+
+
+def inhibition_scale(start_fraction: float, epoch: int, epochs: int) -> float:
+    """Factor on w_ie in ``epoch`` (1-based) of ``epochs``: from ``start_fraction`` in the first
+    epoch linearly to 1 in the last (growing inhibition; 1.0 = constant, as published)."""
+    if start_fraction == 1.0 or epochs <= 1:
+        return 1.0
+    return start_fraction + (1.0 - start_fraction) * (epoch - 1) / (epochs - 1)
+
+
+def jittered(pixels: np.ndarray, config: NetworkConfig, rng: np.random.Generator) -> np.ndarray:
+    """``pixels`` (K, n_in) with each image shifted by its own random (dy, dx) in
+    [-config.jitter, config.jitter]^2, the edge rows and columns repeated."""
+    j, h, w = config.jitter, config.image_height, config.image_width
+    shifts = rng.integers(-j, j + 1, size=(len(pixels), 2))
+    padded = np.pad(np.asarray(pixels).reshape(-1, h, w), ((0, 0), (j, j), (j, j)), mode="edge")
+    return np.stack([padded[k, j - dy:j - dy + h, j - dx:j - dx + w].reshape(-1)
+                     for k, (dy, dx) in enumerate(shifts)])
 
 
 def fresh_state(config: NetworkConfig) -> NeuronState:
@@ -89,16 +113,21 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
     """
     p = config.params
     packed = config.packed(learning=True)
-    weights = initial_weights(config, module)
+    # Imprinted initial weights (profile switch ``imprint``): from the first traverse's images.
+    weights = imprinted_weights(config, module, region_pixels[0]) if config.imprint > 0 \
+        else initial_weights(config, module)
     state = fresh_state(config)
     rng = np.array([stream_seed(config.seed, 1 + module, 0)], dtype=np.uint64)
     # region_pixels[k]: the region's places (in region order) in traverse k.
     if config.traverse_order == "cycle":
-        epoch_rates = [config.input_rates(np.asarray(t)) for t in region_pixels]
+        epoch_pixels = [np.asarray(t) for t in region_pixels]
         presented = np.asarray(region)
     else:
-        epoch_rates = [config.input_rates(np.concatenate(region_pixels))]
+        epoch_pixels = [np.concatenate(region_pixels)]
         presented = np.tile(region, len(region_pixels))
+    epoch_rates = [config.input_rates(t) for t in epoch_pixels]
+    # Spatial jitter (profile switch ``jitter``): a new shift per presentation, seeded by module.
+    jitter_rng = np.random.default_rng([config.seed, 4, module]) if config.jitter > 0 else None
     n_present, n_rest = steps(p.present_ms, config.dt), steps(p.rest_ms, config.dt)
     keep = config.assign_presentations
     history = np.zeros((0, config.n_neurons), np.int32)
@@ -118,7 +147,13 @@ def train_module_on_pixels(config: NetworkConfig, layout: DelayLayout, module: i
         if p.nu_final_fraction != 1.0:
             scale = learning_rate_scale(config.nu_schedule, p.nu_final_fraction, epoch, epochs)
             packed[P_NU_PRE], packed[P_NU_POST] = p.nu_pre * scale, p.nu_post * scale
-        rates = epoch_rates[(epoch - 1) % len(epoch_rates)]
+        if p.w_ie_start_fraction != 1.0:
+            packed[P_W_IE] = p.w_ie * inhibition_scale(p.w_ie_start_fraction, epoch, epochs)
+        if jitter_rng is not None:
+            rates = config.input_rates(jittered(epoch_pixels[(epoch - 1) % len(epoch_pixels)], config,
+                                                jitter_rng))
+        else:
+            rates = epoch_rates[(epoch - 1) % len(epoch_rates)]
         counts = np.zeros((len(rates), config.n_neurons), np.int32)
         t0 = run(rates, n_present, n_rest, t0, counts)
         history = np.concatenate([history, counts])[-keep:]

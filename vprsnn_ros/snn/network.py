@@ -55,6 +55,14 @@ class NetworkConfig:
     # the traverses are photometric variants of one another).
     nu_schedule: str = "linear"
     traverse_order: str = "all"
+    # Issue 16, item 4 (profile switches, profiles.py; not in the published method).
+    # imprint: fraction of each module's initial weights taken from its places' images
+    # (neuron j of a module of K places starts from place j mod K: u / 255, each column
+    # scaled to params.weight_sum), the rest the random init scaled alike; 0.0 = random.
+    # jitter: every training presentation shifts its image by a random (dy, dx) in
+    # [-jitter, jitter]^2 pixels (edges repeated), new per presentation; 0 = as is.
+    imprint: float = 0.0
+    jitter: int = 0
     params: NetworkParams = field(default_factory=NetworkParams)
 
     @property
@@ -82,6 +90,11 @@ class NetworkConfig:
             (self.nu_schedule in NU_SCHEDULES, f"nu_schedule must be one of {', '.join(NU_SCHEDULES)}"),
             (self.traverse_order in TRAVERSE_ORDERS,
              f"traverse_order must be one of {', '.join(TRAVERSE_ORDERS)}"),
+            (0.0 <= self.imprint <= 1.0, "imprint must be in [0, 1]"),
+            (isinstance(self.jitter, int) and 0 <= self.jitter < min(self.image_width, self.image_height),
+             "jitter must be an integer >= 0, smaller than the image"),
+            (0.0 < self.params.w_ie_start_fraction, "params.w_ie_start_fraction must be > 0"),
+            (0.0 <= self.params.soft_bound <= 1.0, "params.soft_bound must be in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -138,6 +151,26 @@ def initial_weights(config: NetworkConfig, module: int) -> np.ndarray:
     """``(U[0,1) + 0.01) * 0.3``, seeded by (seed, module)."""
     rng = _rng(config.seed, 2, module)
     return ((rng.random((config.n_inputs, config.n_neurons)) + 0.01) * 0.3).astype(np.float32)
+
+
+def imprinted_weights(config: NetworkConfig, module: int, pixels: np.ndarray) -> np.ndarray:
+    """Initial weights (n_in, N) float32 of a module imprinted with its places' images.
+
+    ``pixels`` (K, n_in) uint8: the module's places in region order. Neuron j is
+    imprinted with place ``j mod K``: its column is ``u / 255`` scaled to sum to
+    ``params.weight_sum`` (the total each column is normalised to before every
+    presentation). With ``config.imprint`` f < 1 the column is ``f`` times that plus
+    ``1 - f`` times :func:`initial_weights` scaled to the same total.
+    """
+    total = config.params.weight_sum
+    images = np.asarray(pixels, np.float64)[np.arange(config.n_neurons) % len(pixels)].T / 255.0
+    sums = images.sum(axis=0)
+    images = np.where(sums > 0, images * total / np.where(sums > 0, sums, 1.0), total / config.n_inputs)
+    f = float(config.imprint)
+    if f < 1.0:
+        random = initial_weights(config, module).astype(np.float64)
+        images = f * images + (1.0 - f) * random * (total / random.sum(axis=0))
+    return images.astype(np.float32)
 
 
 def make_regions(n_places: int, per_module: int, shuffle: bool, seed: int,

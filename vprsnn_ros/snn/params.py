@@ -59,6 +59,14 @@ class NetworkParams:
     # nu_pre and nu_post fall linearly from their value in the first epoch to this
     # fraction of it in the last. 1.0 = constant rates, as published.
     nu_final_fraction: float = 1.0
+    # Issue 16, item 4 (profile switches, profiles.py; not in the published method).
+    # Growing inhibition: w_ie starts at this fraction of itself in the first epoch and
+    # grows linearly to w_ie in the last (queries run with w_ie). 1.0 = constant, as published.
+    w_ie_start_fraction: float = 1.0
+    # Weight-dependent (soft-bound) STDP: each weight update is multiplied by
+    # 1 - soft_bound * w / w_max (1.0: the update vanishes as w reaches w_max). 0.0 = the
+    # published additive update, clipped to [0, w_max].
+    soft_bound: float = 0.0
     # Input coding and timing.
     rate_scale: float = 0.25  # rate = u / 4 Hz
     present_ms: float = 350.0
@@ -86,7 +94,9 @@ P_DT = 0
  P_W_EI, P_W_IE, P_TAU_PRE, P_TAU_POST1, P_TAU_POST2, P_NU_PRE, P_NU_POST, P_W_MAX) = range(1, 28)
 # Not a constant of the model but the input coding: 1.0 = regular spike trains, 0.0 = Poisson.
 P_REGULAR = 28
-N_PACKED = 29
+# Soft-bound STDP strength (params.soft_bound; 0.0 = the published hard bounds).
+P_SOFT_BOUND = 29
+N_PACKED = 30
 
 
 def pack(params: NetworkParams, dt: float, regular: bool = False) -> np.ndarray:
@@ -109,6 +119,7 @@ def pack(params: NetworkParams, dt: float, regular: bool = False) -> np.ndarray:
     ):
         out[index] = value
     out[P_REGULAR] = 1.0 if regular else 0.0
+    out[P_SOFT_BOUND] = p.soft_bound
     return out
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from vprsnn_ros.snn.network import ModularSNN, hyperactive_mask
+from vprsnn_ros.snn.threads import numba_threads
 
 
 @njit(cache=True, parallel=True, nogil=True, fastmath=True)
@@ -105,7 +106,8 @@ class ModuleRanker:
     def module_scores(self, pixels: np.ndarray) -> np.ndarray:
         """(Q, len(modules)) best template NCC of each candidate module for each query."""
         u = _centred_unit(np.atleast_2d(pixels).reshape(len(np.atleast_2d(pixels)), -1))
-        ncc = _row_dots(self._templates, np.ascontiguousarray(u))
+        with numba_threads(1):  # a fraction of a millisecond: not worth a barrier (snn.threads)
+            ncc = _row_dots(self._templates, np.ascontiguousarray(u))
         return np.maximum.reduceat(ncc, self._starts, axis=1)
 
     def top_modules(self, pixels: np.ndarray, k: int) -> np.ndarray:

@@ -49,11 +49,38 @@ applies them from ``model.yaml`` alone.
 ``query_presentations``
     1 (faithful). Each query presented this many times from rest, on
     independent streams, and the counts summed: a cost of that many queries.
+
+Training switches of issue 16, item 4 (the gap between the SNN and SAD once the
+true place's module is given). Copied into the configuration like the coding
+switches, so that extension trains new modules the same way.
+
+``imprint``
+    0.0 (faithful): random initial weights. f > 0: a module's neuron j starts
+    from the image of its place ``j mod K`` (u / 255 scaled to the weight
+    normalisation total), mixed with the random init as f : 1 - f, then STDP
+    (:func:`vprsnn_ros.snn.network.imprinted_weights`).
+``jitter``
+    0 (faithful). J > 0: every training presentation shows its image shifted
+    by a random (dy, dx) in [-J, J]^2 pixels, a new shift each presentation
+    (:func:`vprsnn_ros.snn.module_training.jittered`).
+``inhibition_start``
+    1.0 (faithful): constant w_ie. s < 1: w_ie grows linearly from s * w_ie in
+    the first epoch to w_ie in the last; queries run with w_ie.
+``soft_bound``
+    0.0 (faithful): additive STDP clipped to [0, w_max]. b > 0: each update is
+    multiplied by 1 - b * w / w_max (weight-dependent, soft-bound STDP).
+``patch``
+    None (faithful): the configuration's patch-normalisation window (``--patch``,
+    7 as published). An odd integer: that window.
+``shuffle``
+    None (faithful): the configuration's region layout (``--shuffle``; contiguous
+    by default, as in the ICRA paper). True / False: shuffled / contiguous.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Optional
 
 from vprsnn_ros.errors import ConfigError
 from vprsnn_ros.snn.readout import check_readout
@@ -73,6 +100,12 @@ class Profile:
     spike_trains: str = "poisson"
     query_rate_gain: float = 1.0
     query_presentations: int = 1
+    imprint: float = 0.0
+    jitter: int = 0
+    inhibition_start: float = 1.0
+    soft_bound: float = 0.0
+    patch: Optional[int] = None
+    shuffle: Optional[bool] = None
 
     def validate(self) -> "Profile":
         check_readout(self.readout)
@@ -85,12 +118,32 @@ class Profile:
             raise ConfigError("query_rate_gain must be a number > 0")
         if not (isinstance(self.query_presentations, int) and self.query_presentations >= 1):
             raise ConfigError("query_presentations must be an integer >= 1")
+        if not (_number(self.imprint) and 0.0 <= self.imprint <= 1.0):
+            raise ConfigError("imprint must be a number in [0, 1]")
+        if not (_integer(self.jitter) and self.jitter >= 0):
+            raise ConfigError("jitter must be an integer >= 0")
+        if not (_number(self.inhibition_start) and 0.0 < self.inhibition_start):
+            raise ConfigError("inhibition_start must be a number > 0")
+        if not (_number(self.soft_bound) and 0.0 <= self.soft_bound <= 1.0):
+            raise ConfigError("soft_bound must be a number in [0, 1]")
+        if self.patch is not None and not (_integer(self.patch) and self.patch >= 1 and self.patch % 2 == 1):
+            raise ConfigError("patch must be null or an odd integer >= 1")
+        if self.shuffle is not None and not isinstance(self.shuffle, bool):
+            raise ConfigError("shuffle must be null, true or false")
         return self
 
     def configure(self, config):
         """``config`` (a NetworkConfig) with this profile's input-coding switches."""
+        changes = {}
+        if self.patch is not None:
+            changes["patch"] = self.patch
+        if self.shuffle is not None:
+            changes["shuffle"] = self.shuffle
+        params = replace(config.params, w_ie_start_fraction=float(self.inhibition_start),
+                         soft_bound=float(self.soft_bound))
         return config.with_(spike_trains=self.spike_trains, query_rate_gain=float(self.query_rate_gain),
-                            query_presentations=self.query_presentations)
+                            query_presentations=self.query_presentations, imprint=float(self.imprint),
+                            jitter=self.jitter, params=params, **changes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +163,14 @@ class Profile:
 
     def with_(self, **changes) -> "Profile":
         return replace(self, **changes).validate()
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _integer(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 FAITHFUL = Profile()

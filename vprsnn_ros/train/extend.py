@@ -49,11 +49,11 @@ from vprsnn_ros.parallel.runner import LocalRunner, Runner
 from vprsnn_ros.snn.module_training import ModuleResult
 from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, NetworkConfig
 from vprsnn_ros.snn.profiles import Profile
+from vprsnn_ros.train.calibration import best_row
 from vprsnn_ros.train.training import (
     REFERENCE_PIXELS,
     ProgressFn,
     Tally,
-    _best,
     _quiet,
     calibrate,
     record_activity,
@@ -274,7 +274,7 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
                           active_images=active[mods])
         rows = [{"epochs": epochs, **row}
                 for row in calibrate(runner, cal_net, calibration_query[: int(cal["places"])], t_sweep)]
-        best = _best(rows)
+        best = best_row(rows)
         threshold = int(best["threshold"])
         cal.update(threshold=threshold, recall_at_1=best["recall_at_1"], table=rows,
                    recalibrated_places=n_total)

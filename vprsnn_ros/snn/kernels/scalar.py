@@ -64,6 +64,7 @@ from vprsnn_ros.snn.params import (
     P_DT,
     P_NU_POST,
     P_NU_PRE,
+    P_SOFT_BOUND,
     P_TAU_POST1,
     P_TAU_POST2,
     P_TAU_PRE,
@@ -165,6 +166,30 @@ def simulate(P, W, tgt, off, slot, rates_hz, n_present, n_rest, learn, state, t0
 
 
 @njit(cache=True, nogil=True)
+def _post_stdp_soft(Wd, slot_j, pos_j, p2, g, t0, emitted, in_off, in_times, last_emit, pre_after,
+                    log_d_pre, nu_post, w_max, soft):
+    """The post-synaptic STDP of one excitatory spike at global step ``g``, soft-bound:
+    as in :func:`simulate_by_delay`, each update multiplied by ``1 - soft * w``
+    (``soft`` = params.soft_bound / w_max)."""
+    for i in range(Wd.shape[0]):
+        te_g = g - slot_j[i]
+        last = NEVER
+        for k in range(emitted[i] - 1, in_off[i] - 1, -1):
+            if t0 + in_times[k] <= te_g:
+                last = t0 + in_times[k]
+                break
+        if last == NEVER and last_emit[i] <= te_g:
+            last = last_emit[i]
+        if last != NEVER:
+            d = te_g - last
+            pre = pre_after[d] if d < PRE_TABLE else np.exp(log_d_pre * d)
+            pos = pos_j[i]
+            w0 = Wd[i, pos]
+            w = w0 + nu_post * pre * p2 * (1.0 - soft * w0)
+            Wd[i, pos] = min(max(w, 0.0), w_max)
+
+
+@njit(cache=True, nogil=True)
 def simulate_by_delay(P, syn, rates_hz, n_present, n_rest, learn, state, t0, rng, counts):
     """:func:`simulate` on :data:`Synapses` ``syn`` (weights laid out by delay, learned in place).
 
@@ -197,6 +222,10 @@ def simulate_by_delay(P, syn, rates_hz, n_present, n_rest, learn, state, t0, rng
     nu_pre = P[P_NU_PRE]
     nu_post = P[P_NU_POST]
     w_max = P[P_W_MAX]
+    # Soft-bound STDP (profile switch; 0.0 = published): updates scaled by 1 - soft * w / w_max.
+    # Tested once per run of synapses (an emission's arrivals at one delay, an excitatory
+    # spike's 784 inputs), so the published path runs the same loops as before.
+    soft = P[P_SOFT_BOUND] / w_max
 
     step_off, step_inputs, in_off, in_times = input_emissions(P, rates_hz, n_present, rng)
     emitted = in_off[:-1].copy()
@@ -268,19 +297,28 @@ def simulate_by_delay(P, syn, rates_hz, n_present, n_rest, learn, state, t0, rng
                 i = step_inputs[e]
                 row = Wd[i]
                 targets = tgt[i]
-                if learn:
+                if learn and soft == 0.0:
                     for pos in range(off[i, s], off[i, s + 1]):
                         j = targets[pos]
                         w = row[pos]
                         ge_e[j] += w
                         row[pos] = min(max(w + nu_pre * post1[j], 0.0), w_max)
+                elif learn:
+                    for pos in range(off[i, s], off[i, s + 1]):
+                        j = targets[pos]
+                        w = row[pos]
+                        ge_e[j] += w
+                        row[pos] = min(max(w + nu_pre * post1[j] * (1.0 - soft * w), 0.0), w_max)
                 else:
                     for pos in range(off[i, s], off[i, s + 1]):
                         ge_e[targets[pos]] += row[pos]
         # 3. excitatory spikes: post-synaptic STDP, E -> I
         for n in range(n_spk_e):
             j = spk_e[n]
-            if learn:
+            if learn and soft != 0.0:
+                _post_stdp_soft(Wd, slot_t[j], pos_t[j], post2[j], g, t0, emitted, in_off, in_times,
+                                last_emit, pre_after, log_d_pre, nu_post, w_max, soft)
+            elif learn:
                 p2 = post2[j]
                 slot_j = slot_t[j]
                 pos_j = pos_t[j]
