@@ -47,10 +47,12 @@ setup(
     entry_points={
         "console_scripts": [
             "vprsnn = vprsnn_ros.cli:main",
-            "localizer = vprsnn_ros.nodes.localizer_node:main",
-            "trainer = vprsnn_ros.nodes.trainer_node:main",
-            "bag_player = vprsnn_ros.nodes.bag_player:main",
-            "evaluator = vprsnn_ros.nodes.evaluator:main",
+            # The node modules are imported inside the entry point, so that a Ctrl-C while
+            # they import exits quietly (vprsnn_ros/nodes/entry.py).
+            "localizer = vprsnn_ros.nodes.entry:localizer",
+            "trainer = vprsnn_ros.nodes.entry:trainer",
+            "bag_player = vprsnn_ros.nodes.entry:bag_player",
+            "evaluator = vprsnn_ros.nodes.entry:evaluator",
         ],
     },
 )

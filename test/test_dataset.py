@@ -23,8 +23,6 @@ from vprsnn_ros.io.dataset import (
 )
 from vprsnn_ros.io.preprocess import preprocess
 
-NORDLAND = Path(__file__).resolve().parents[2] / "shared/data/nordland"
-
 
 def write_image(path: Path, seed: int = 0, shape=(32, 64, 3), dtype=np.uint8) -> np.ndarray:
     high = 256 if dtype == np.uint8 else 65536
@@ -239,10 +237,9 @@ def test_exclude_csv_missing_file(tmp_path):
         read_exclude_csv(tmp_path / "nope.csv")
 
 
-def test_exclude_csv_real_nordland():
-    places_csv = NORDLAND / "places.csv"
-    if not places_csv.is_file():
-        pytest.skip(f"shared Nordland data not present: {places_csv} is missing")
+@pytest.mark.nordland
+def test_exclude_csv_real_nordland(deps):
+    places_csv = deps.nordland("places.csv")
     excluded = read_exclude_csv(places_csv)
     assert len(excluded) == 225
     assert all(name.startswith("images-") and name.endswith(".png") for name in excluded)

@@ -4,9 +4,11 @@ their cache is cold (:mod:`vprsnn_ros.nodes.kernel_cache`)."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,20 @@ from vprsnn_ros.nodes.kernel_cache import LANES, MODULES, engine_module, uncache
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_LINE = "compiling the Numba kernels"
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGINT to the node's process group; SIGKILL if it is still there after 15 s."""
+    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def test_a_cold_cache_names_the_inference_kernels(tmp_path):
@@ -50,21 +66,23 @@ def test_the_node_says_once_that_it_compiles_on_a_cold_cache(model16, ros_domain
     env = ros_domains.env(ros_domains.new(), NUMBA_CACHE_DIR=str(tmp_path / "numba"))
     proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-    lines: list[str] = []
+    incoming: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [incoming.put(line.rstrip("\n")) for line in proc.stdout],
+                              daemon=True)
+    reader.start()
+    seen: list[str] = []
     deadline = time.monotonic() + 240.0
     try:
-        for line in proc.stdout:  # ends at EOF; the deadline is checked line by line
-            lines.append(line.rstrip("\n"))
-            if "ready:" in line or time.monotonic() > deadline:
-                break
+        while not any("ready:" in line for line in seen) and time.monotonic() < deadline:
+            try:
+                seen.append(incoming.get(timeout=1.0))
+            except queue.Empty:
+                if proc.poll() is not None and not reader.is_alive():
+                    break
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    out = "\n".join(lines)
+        stop(proc)
+    lines = seen
+    out = "\n".join(seen)
     assert any("ready:" in line for line in lines), out
     cold = [k for k, line in enumerate(lines) if COLD_LINE in line]
     loaded = [k for k, line in enumerate(lines) if "kernels warm in" in line]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -121,13 +120,11 @@ def test_recall_matches_brute_force_with_many_ties(tolerance):
     assert recall_at_n(S, gt, ns, tolerance) == ref_recall(S, gt, ns, tolerance)
 
 
-def test_recall_fast_on_3000_squared():
+def test_recall_on_3000_squared_is_the_definition():
+    """A large matrix (how fast is bench/'s question): the literal definition's recall."""
     rng = np.random.default_rng(0)
     S = rng.random((3000, 3000)).astype(np.float32)
-    t0 = time.perf_counter()
-    r = recall_at_n(S, tolerance=2)
-    assert time.perf_counter() - t0 < 10.0
-    assert set(r) == set(RECALL_NS)
+    assert recall_at_n(S, tolerance=2) == ref_recall(S, np.arange(3000), RECALL_NS, tolerance=2)
 
 
 def test_recall_bad_arguments():

@@ -113,6 +113,22 @@ TRAIN_VARIANTS: dict[str, dict] = {
 WITHIN16_BASE = {"profile": {"spike_trains": "regular"}, "config": {"shuffle": False}}
 WITHIN16: dict[str, dict] = {
     "w16_base": {},
+    # (a) imprinted initial weights (pure, and half imprint half random), then STDP.
+    "w16_imprint": {"profile": {"imprint": 1.0}},
+    "w16_imprint_0.5": {"profile": {"imprint": 0.5}},
+    # (b) spatial jitter: each training presentation shifted by up to 1 or 2 pixels.
+    "w16_jitter_1": {"profile": {"jitter": 1}},
+    "w16_jitter_2": {"profile": {"jitter": 2}},
+    # (c) inhibition growing over the epochs: 0.25 w_ie -> w_ie, and w_ie -> 2 w_ie (queried at 2 w_ie).
+    "w16_inhibition_grow": {"profile": {"inhibition_start": 0.25}},
+    "w16_inhibition_grow_to_x2": {"profile": {"inhibition_start": 0.5}, "params": {"w_ie": 34.0}},
+    # (d) weight-dependent (soft-bound) STDP.
+    "w16_soft_bound": {"profile": {"soft_bound": 1.0}},
+    # (e) the patch-normalisation window (7 is the spec's).
+    "w16_patch_5": {"profile": {"patch": 5}},
+    "w16_patch_9": {"profile": {"patch": 9}},
+    # (f) the region layout.
+    "w16_shuffled": {"profile": {"shuffle": True}},
 }
 TRAIN_VARIANTS.update({name: {"profile": {**WITHIN16_BASE["profile"], **v.get("profile", {})},
                               "config": {**WITHIN16_BASE["config"], **v.get("config", {})},

@@ -2,22 +2,22 @@
 
 Figures are built from ``matplotlib.figure.Figure`` with an explicit Agg canvas,
 never through pyplot, so a caller's interactive backend and current figure are
-left untouched.  Every file is written atomically: rendered to a temporary file
-in the destination directory, then moved into place with ``os.replace``, so a
-reader never sees a half-written PNG.
+left untouched.  Every file is written atomically (:func:`vprsnn_ros.atomic.atomic_write_bytes`),
+so a reader never sees a half-written PNG, and with the usual file mode.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 from typing import Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vprsnn_ros.atomic import atomic_write_bytes
 from vprsnn_ros.errors import ConfigError
 from vprsnn_ros.eval.metrics import pr_auc
 
@@ -26,24 +26,12 @@ MAX_DISPLAY_CELLS = 1000
 
 
 def _save_atomic(fig: Figure, path: str | os.PathLike) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """The figure as a PNG, written atomically with the usual file mode (0o666 & ~umask)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        # Never leave a stray temp file, whatever went wrong.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def save_pr_curve(
@@ -127,8 +115,9 @@ def save_similarity_matrix(
         if gt.shape != (n_q,):
             raise ConfigError(f"gt must have shape ({n_q},), got {gt.shape}")
         q = np.flatnonzero(gt >= 0)
-        ax.plot(gt[q], q, linestyle="none", marker=".", markersize=1,
-                color="red", alpha=0.25, label="ground truth")
+        # Hollow red rings: visible on every colour of the map, and the cell under them still shows.
+        ax.plot(gt[q], q, linestyle="none", marker="o", markersize=2, markerfacecolor="none", alpha=0.7,
+                markeredgecolor="red", markeredgewidth=0.8, label="ground truth")
         ax.legend(loc="upper right", fontsize="small")
         ax.set_xlim(-0.5, n_p - 0.5)
         ax.set_ylim(n_q - 0.5, -0.5)
