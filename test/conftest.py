@@ -3,8 +3,11 @@ bad-input check and the session's tiny trained models.
 
 Markers (declared in setup.cfg, ``--strict-markers``):
 
-* ``slow``: trains a network of its own (beyond the shared models below) or takes more
-  than about 2 s; ``python -m pytest -q -m "not slow" test`` is the fast subset.
+* ``slow``: trains a network (train_network, the CLI or a node) in the test itself, takes more
+  than about 2 s, or is one more case of a check the fast subset already runs (a parametrized
+  bad-input test keeps one case of each kind fast); ``python -m pytest -q -m "not slow" test``
+  is the fast subset. (The session's and a file's module-scoped tiny models are trained once
+  and do not count.)
 * ``ros``: needs rclpy, the ROS 2 message packages and DDS; implies ``requires`` of them.
 * ``nordland``: needs the Nordland data (``../shared/data/nordland``, or ``$VPRSNN_NORDLAND``).
 * ``requires(*modules)``: needs these importable modules.
@@ -46,7 +49,7 @@ IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 # missing there is a failure, not a skip.
 CI_INSTALLS = frozenset({
     "rclpy", "ament_index_python", "builtin_interfaces", "rcl_interfaces", "std_msgs", "sensor_msgs",
-    "geometry_msgs", "diagnostic_msgs", "std_srvs", "nav_msgs", "lifecycle_msgs",
+    "geometry_msgs", "diagnostic_msgs", "std_srvs", "nav_msgs", "lifecycle_msgs", "visualization_msgs",
     "dask", "distributed", "hypothesis", "colcon_core", "colcon_ros", "setuptools",
 })
 # Where a missing module comes from, for the skip reason.
@@ -62,7 +65,7 @@ _WHERE = {
 }
 # What the `ros` marker implies: the node's imports (setup.py extra "ros").
 ROS_MODULES = ("rclpy", "std_msgs.msg", "sensor_msgs.msg", "geometry_msgs.msg", "diagnostic_msgs.msg",
-               "std_srvs.srv", "nav_msgs.msg", "lifecycle_msgs.msg")
+               "std_srvs.srv", "nav_msgs.msg", "lifecycle_msgs.msg", "visualization_msgs.msg")
 
 
 # --------------------------------------------------------------------------
@@ -88,7 +91,7 @@ def importable(module: str) -> bool:
 def missing_dependency(reason: str, *, ci_installs: bool) -> None:
     """Skip the running test, or fail it under CI=true when CI provides what is missing."""
     if IN_CI and ci_installs:
-        pytest.fail(f"CI=true: {reason}; CI installs it (.ci/run), so this is a failure, not a skip",
+        pytest.fail(f"CI=true: {reason}; CI provides it (.ci/run), so this is a failure, not a skip",
                     pytrace=False)
     pytest.skip(reason)
 

@@ -88,7 +88,10 @@ BAD_BAG_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_BAG_CASES))
+@pytest.mark.parametrize("case", [
+    # the fast subset (-m "not slow") runs two of them
+    pytest.param(c, marks=() if c in ("train-from-a-cut-bag", "bag-over-an-existing-bag") else pytest.mark.slow)
+    for c in BAD_BAG_CASES])
 def test_bad_bag_and_options_end_with_one_error_line(route, tmp_path, cut_bag, bad_input, case):
     _, ref, _ = route
     bag, mcap = cut_bag

@@ -200,7 +200,16 @@ BAD_TRAIN = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_TRAIN), ids=list(BAD_TRAIN))
+# The fast subset (-m "not slow") runs one case of each kind; the full suite runs them all.
+FAST_CASES = {"reference-missing", "corrupt-image", "two-references-different-counts", "epochs-0",
+              "module-byte-flipped", "manifest-invalid-yaml", "config-value-wrong-type"}
+
+
+def cases(table: dict) -> list:
+    return [pytest.param(c, id=c, marks=() if c in FAST_CASES else pytest.mark.slow) for c in table]
+
+
+@pytest.mark.parametrize("case", cases(BAD_TRAIN))
 def test_train_bad_input_is_one_line_error_and_leaves_no_model(case, tmp_path, route, bad_input):
     ref, query = route
     args, words = BAD_TRAIN[case](tmp_path, ref, query)
@@ -314,7 +323,7 @@ BAD_MODELS = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_MODELS), ids=list(BAD_MODELS))
+@pytest.mark.parametrize("case", cases(BAD_MODELS))
 def test_evaluate_damaged_model_is_one_line_error(case, tmp_path, route, trained, bad_input):
     _, query = route
     model = copy_model(trained[0], tmp_path / "model")
@@ -342,7 +351,7 @@ TAMPERED = {
 }
 
 
-@pytest.mark.parametrize("case", list(TAMPERED), ids=list(TAMPERED))
+@pytest.mark.parametrize("case", cases(TAMPERED))
 def test_evaluate_tampered_manifest_is_one_line_error(case, tmp_path, route, trained, bad_input):
     """A model.yaml that is valid YAML but holds wrong values is a model error, not a crash."""
     _, query = route

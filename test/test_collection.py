@@ -51,6 +51,8 @@ def test_collection_finds_every_file_with_optional_dependencies_missing(tmp_path
     (stubs / "importing_plugin.py").write_text(IMPORTING_PLUGIN)
     plugin = _launch_testing_plugin() or "importing_plugin"
     env = {k: v for k, v in os.environ.items() if k != "CI"}
+    # Only the plugin given here: installed plugins (colcon's among them) would import the stubs.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(stubs), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                            "-p", plugin, "test"], cwd=str(REPO), env=env, capture_output=True, text=True,

@@ -8,8 +8,11 @@ checksums of commit 21823f1 pinned it), ``tuned`` (regular spike trains,
 z-score readout, T chosen on the reference) and ``tuned`` with a calibration
 query (epoch checkpoints, T and the pre-selection K chosen on calibration) --
 then queries through every inference path: both spike-count engines, both
-readouts, the :class:`Localizer` frame by frame (pre-selection, both sequence
-matchers) and :func:`evaluate`.
+readouts, the :class:`Localizer` frame by frame (every module, pre-selection of
+one module, both sequence matchers over 3 frames) and :func:`evaluate`. Trained
+arrays, T and how it was chosen are pinned; how K (pre-selection) is chosen,
+and what runs beyond K with sequences (tracking), are later features with
+settings of their own, so the inference runs name K explicitly.
 
 Each ARRAY is hashed with its dtype and shape (:func:`array_digest`), never a
 whole ``.npz`` file, whose zip and NumPy headers change with NumPy versions
@@ -59,8 +62,26 @@ PARTS = ("network", "hyperactivity", "reference_stats", "reference_pixels")
 
 
 def _api() -> SimpleNamespace:
-    """The package functions the trainings use, from the current layout or the flat one of e790470."""
-    try:
+    """The package functions the trainings use, from the current layout or the flat one of e790470.
+
+    The layout is told by the package's files, not by trying imports: with the package
+    installed in editable mode, a module missing from an old checkout on PYTHONPATH would be
+    found in the installed tree instead, and the digests would mix two versions.
+    """
+    import vprsnn_ros
+
+    root = Path(vprsnn_ros.__file__).parent
+    if not (root / "snn").is_dir():  # the flat layout of e790470 (no subpackages)
+        from vprsnn_ros.evaluation import evaluate
+        from vprsnn_ros.localizer import Localizer
+        from vprsnn_ros.model_io import load_network
+        from vprsnn_ros.model_store import ModelStore
+        from vprsnn_ros.network import NetworkConfig
+        from vprsnn_ros.preprocess import preprocess_batch, rates_hz
+        from vprsnn_ros.profiles import FAITHFUL, TUNED
+        from vprsnn_ros.synthetic import make_route
+        from vprsnn_ros.training import train_network
+    else:
         from vprsnn_ros.eval.evaluation import evaluate
         from vprsnn_ros.io.preprocess import preprocess_batch
         from vprsnn_ros.io.synthetic import make_route
@@ -71,20 +92,14 @@ def _api() -> SimpleNamespace:
         from vprsnn_ros.snn.network import NetworkConfig
         from vprsnn_ros.snn.profiles import FAITHFUL, TUNED
         from vprsnn_ros.train.training import train_network
-    except ImportError:  # the flat layout of e790470
-        from vprsnn_ros.evaluation import evaluate
-        from vprsnn_ros.localizer import Localizer
-        from vprsnn_ros.model_io import load_network
-        from vprsnn_ros.model_store import ModelStore
-        from vprsnn_ros.network import NetworkConfig
-        from vprsnn_ros.preprocess import preprocess_batch, rates_hz
-        from vprsnn_ros.profiles import FAITHFUL, TUNED
-        from vprsnn_ros.synthetic import make_route
-        from vprsnn_ros.training import train_network
-    return SimpleNamespace(evaluate=evaluate, preprocess_batch=preprocess_batch, make_route=make_route,
-                           Localizer=Localizer, load_network=load_network, ModelStore=ModelStore,
-                           rates_hz=rates_hz, NetworkConfig=NetworkConfig, train_network=train_network,
-                           profiles={"faithful": FAITHFUL, "tuned": TUNED})
+    api = SimpleNamespace(evaluate=evaluate, preprocess_batch=preprocess_batch, make_route=make_route,
+                          Localizer=Localizer, load_network=load_network, ModelStore=ModelStore,
+                          rates_hz=rates_hz, NetworkConfig=NetworkConfig, train_network=train_network,
+                          profiles={"faithful": FAITHFUL, "tuned": TUNED})
+    for name, obj in vars(api).items():  # every function from the one checkout
+        module = sys.modules[obj.__module__] if name != "profiles" else None
+        assert module is None or Path(module.__file__).is_relative_to(root), (name, module)
+    return api
 
 
 def array_digest(a, decimals: int | None = None) -> str:
@@ -126,10 +141,10 @@ def golden_digests(api: SimpleNamespace, name: str, work: Path) -> dict[str, str
         for key in sorted(arrays):
             digests[f"{part}/{key}"] = array_digest(arrays[key])
     meta = store.meta
-    choice = {key: meta.get(key) for key in ("hyperactive_threshold", "preselect_k", "threshold_choice",
-                                              "calibration", "preselect")}
+    # T and how it was chosen (calibration: the epoch count too, and every row of its table).
+    choice = {key: meta.get(key) for key in ("hyperactive_threshold", "threshold_choice", "calibration")}
     choice["threshold_choice"] = {k: v for k, v in (choice["threshold_choice"] or {}).items() if k != "reason"}
-    digests["meta/choices"] = _json_digest(choice)
+    digests["meta/threshold_choice"] = _json_digest(choice)
 
     # Inference: frozen spike counts of every module (lane and scalar engines), both readouts.
     net = api.load_network(out)
@@ -146,10 +161,11 @@ def golden_digests(api: SimpleNamespace, name: str, work: Path) -> dict[str, str
     digests["query/counts_one_module"] = array_digest(one)
     digests["query/zscore_one_module"] = array_digest(net.scores(one, modules=top, readout="zscore"), 10)
 
-    # The Localizer, frame by frame: the model's own settings, pre-selection, both matchers.
-    for label, settings in (("model", {}), ("preselect1", {"preselect_k": 1}),
-                            ("diagonal3", {"sequence_length": 3, "preselect_k": 1}),
-                            ("seqslam3", {"sequence_length": 3, "sequence_matcher": "seqslam"})):
+    # The Localizer, frame by frame, with explicit settings (not the model's K, whose choice is not
+    # the network's computation): every module; pre-selection of 1 module; both matchers over 3 frames.
+    for label, settings in (("all", {"preselect_k": 0}), ("preselect1", {"preselect_k": 1}),
+                            ("diagonal3", {"sequence_length": 3, "preselect_k": 0}),
+                            ("seqslam3", {"sequence_length": 3, "sequence_matcher": "seqslam", "preselect_k": 0})):
         loc = api.Localizer(out, **settings)
         estimates = [loc.localize(image) for image in query]
         digests[f"localizer_{label}/place_id"] = array_digest(np.array([e.place_id for e in estimates], np.int64))
@@ -157,7 +173,7 @@ def golden_digests(api: SimpleNamespace, name: str, work: Path) -> dict[str, str
         digests[f"localizer_{label}/seq_scores"] = array_digest(np.stack([e.scores for e in estimates]), 10)
 
     # Offline evaluation: its score matrix and recall.
-    report, S, _ = api.evaluate([net], query_pixels, split="all")
+    report, S, _ = api.evaluate([net], query_pixels, split="all", preselect_k=0)
     digests["evaluate/S"] = array_digest(S, 10)
     digests["evaluate/recall"] = _json_digest(report["recall"])
     return digests
@@ -189,22 +205,22 @@ GOLDEN: dict[str, dict[str, str]] = {
         'reference_stats/pair_i': 'b6c7eef98b1bf1ef84e4d85329dd790b833dcb7e13569fc3aeff5699e32842d6',
         'reference_stats/pair_j': 'ed29db0d7516ed352d335645d84a33ac874ba201423937d8e672f919e2325d52',
         'reference_stats/pair_sum': '5f012770c24bede0582eebf7e79760dd85a1cd88732f056908f854a930c21fa0',
-        'meta/choices': 'c32038351f7793aafe3dde8ad4d4b449ee61f5881decd9ecedd339a87624b9c9',
+        'meta/threshold_choice': 'e4227c903ea5533e1a550a209a560b7c002dc5eaa08b673dea177f2a2e3cebc2',
         'query/counts_lanes': '1089b18840ccb378f4e7b489cc73bbfc3dc312f90d0ea70198b3127978fd4725',
         'query/counts_scalar': 'e4e8ea4c5056a44ff250a624793c4da0ae22d08f241c299c0c18e29c839d715b',
         'query/mean': 'cc86846a29a3ab690db212b00c7445a13e00f5edc89069a243eb364bccd0ad60',
         'query/zscore': 'e222d575d37f0fca0f6c5762d6c49c4ae3e1287c47b6ca451b907fde67b111bb',
         'query/counts_one_module': '2b921ae17299a7a315b3a77cec905719a7b43b13ab6c44f643bc90a7ff5bed53',
         'query/zscore_one_module': '95cbf5f26266e5f2195f351ea934f76b215646f22b6d6851f53afc5e33ca0fc4',
-        'localizer_model/place_id': '8a00c65615fab485fd61bf5ed4a7635278be77bd20be0c51ed838d24598af5a4',
-        'localizer_model/confidence': 'be62b7a3da9a75d5f8336e9aaad2021f1b4395120fbbd5dca3d7b024f20ef420',
-        'localizer_model/seq_scores': 'bd4cbda1a1a53860bbd2d4a01aa001064273a37fe3125a8de4c13acd506334c3',
+        'localizer_all/place_id': '8a00c65615fab485fd61bf5ed4a7635278be77bd20be0c51ed838d24598af5a4',
+        'localizer_all/confidence': 'be62b7a3da9a75d5f8336e9aaad2021f1b4395120fbbd5dca3d7b024f20ef420',
+        'localizer_all/seq_scores': 'bd4cbda1a1a53860bbd2d4a01aa001064273a37fe3125a8de4c13acd506334c3',
         'localizer_preselect1/place_id': 'fb979f68f7b58db048492411b16de45abe7844bcc08382dd55c17d119321dd95',
         'localizer_preselect1/confidence': '0dd461f90c070f44009196d4d426a7b9369d01b6c9f0686a1ff58d8487ae8b31',
         'localizer_preselect1/seq_scores': '7be292721aa592b6a8eeaf64c19ef536e2b4a99b18593c8b26a67768fcf32d5d',
-        'localizer_diagonal3/place_id': 'b549438aaf3079bbc401dbfce9d5b9fb231a5b64055559c221924ce0816ec697',
-        'localizer_diagonal3/confidence': '4bf7f9c11e5005244c9a5b814d9a4f92f1d00aa0974dc7ecf1a163b7935593fd',
-        'localizer_diagonal3/seq_scores': 'c174a3b0866784a35b04360f235a4ad4af81e3a0da8ab85c7dc3fdbe72e25212',
+        'localizer_diagonal3/place_id': '84c634e995c26da8d14ca237a42187ac211d1ca4fbb39dbc8ea52d9005993949',
+        'localizer_diagonal3/confidence': '5c9a2608531c6eec437b76a90a0627c792670f2b7f90f2cb62fbb28ad1297eda',
+        'localizer_diagonal3/seq_scores': '411c2e0e43c80844d65f09b63bfc34b84e7017ee31ec87913eb27b083a76a49b',
         'localizer_seqslam3/place_id': '84c634e995c26da8d14ca237a42187ac211d1ca4fbb39dbc8ea52d9005993949',
         'localizer_seqslam3/confidence': '6d2864da967fba40d016564dbb974072bd5be6dafad4e2f4f76ffa16f230be51',
         'localizer_seqslam3/seq_scores': '496bd55982b8630089d42f0b0f4aed4499d3914e6e140d864a5cd9acd98e3a63',
@@ -231,22 +247,22 @@ GOLDEN: dict[str, dict[str, str]] = {
         'reference_stats/pair_i': '327d56b17c7a31c71b843e5b24dc287c13db3b920d3f004600c20922ba8b7662',
         'reference_stats/pair_j': '9376b65612a056ad99101d93e685f6c3fe0f94991b45032c702ce34808fb5030',
         'reference_stats/pair_sum': '034eb7dd97324b48b16867c18d396f96fff3391d07be9f1af363dd8a06418e71',
-        'meta/choices': '77c903f92fedecac26a23c3264803745cb8e5c950e448a86d4123c1c5d9c707e',
+        'meta/threshold_choice': '57ef305884056dc0be0990f2476212aedbe62a38c9f6fe0fde1c207672059840',
         'query/counts_lanes': 'ddbccae7dcf18a428557b67c696133efd3b90d275b0974b2172db40fc510f95f',
         'query/counts_scalar': 'd7b885a600fdc8cf23f786e9e476bdb0ef7f9a00cbce600900c0910189773542',
         'query/mean': 'a39997b98fba6e5720046796cff25552f04ea956a411351ddab262cdaaecaf25',
         'query/zscore': 'ee0de5a2405362c215a2731709a4f1014e98fa9362eedacd685a9e84a2cdb505',
         'query/counts_one_module': '74bd4c62e538cc7596daf79e11f8e534888272e07f0f13551d053a30646bc798',
         'query/zscore_one_module': 'f69734fc1a98fd8eeb3ef32609a7eab2222896b6d0fb14bec101bfc1a8ad5d76',
-        'localizer_model/place_id': '96816836696d2094308e307c2d3bbd472b6b23ec80d9877d8d032d40e83f3283',
-        'localizer_model/confidence': '30af87f66ac22b24424354929ac0d952be67a5943b448afcb000b38ad6436801',
-        'localizer_model/seq_scores': 'ee0de5a2405362c215a2731709a4f1014e98fa9362eedacd685a9e84a2cdb505',
+        'localizer_all/place_id': '96816836696d2094308e307c2d3bbd472b6b23ec80d9877d8d032d40e83f3283',
+        'localizer_all/confidence': '30af87f66ac22b24424354929ac0d952be67a5943b448afcb000b38ad6436801',
+        'localizer_all/seq_scores': 'ee0de5a2405362c215a2731709a4f1014e98fa9362eedacd685a9e84a2cdb505',
         'localizer_preselect1/place_id': 'd2159ff302fe6353fdcfd38d3f89327e22a0df71863943a01f32dda7018f3e6a',
         'localizer_preselect1/confidence': '4e364d83179b7e4867b8cf861443f688f30b8ead2bacf566ecaefbd2e102319f',
         'localizer_preselect1/seq_scores': 'f69734fc1a98fd8eeb3ef32609a7eab2222896b6d0fb14bec101bfc1a8ad5d76',
-        'localizer_diagonal3/place_id': '6450ceccd5487df6bb8609f3647ffd1b25b52b9ce56c9965b07034bfad05e4b4',
-        'localizer_diagonal3/confidence': 'ecfb205e4ec1c062ce07c0ae1cf869f660dc2a39cfbbf48f6ac655b9da4b24dd',
-        'localizer_diagonal3/seq_scores': 'bb25ae2074eb7cc1f5f3b4a921b5e5d710ea1e4c631eb87ffa04dbfcfa52260b',
+        'localizer_diagonal3/place_id': 'be0c9c734d1127cb95246ffc022e431f217b66aebd3950e572fe175a89533246',
+        'localizer_diagonal3/confidence': 'b288dd0b66db365208cfaefd60a9cd2e96579b221df27ec604809dc89bbdf8a7',
+        'localizer_diagonal3/seq_scores': 'b0bb064c496a231eade558878d2eb76dacd0ef203657e05c3369711fa491b732',
         'localizer_seqslam3/place_id': 'be0c9c734d1127cb95246ffc022e431f217b66aebd3950e572fe175a89533246',
         'localizer_seqslam3/confidence': 'edefd7fd1b8a2ff97cf88fadd5a433de0bebb1e3afdef06bba5e84ab67d31820',
         'localizer_seqslam3/seq_scores': '392f894c4bcdb9c3f9f11197d5420c4f3a792aa48214d09ed52ddbb59af11717',
@@ -277,27 +293,27 @@ GOLDEN: dict[str, dict[str, str]] = {
         'reference_stats/pair_i': '3df2ad9c69ffe0e5649ebabde8df28d6a7f2ea1f19f7cc62322f5a74d48eb1ab',
         'reference_stats/pair_j': '1424f84d804be5fa07b24cd067b3fa6cc58d76b1013ce00a23add30fbe973746',
         'reference_stats/pair_sum': '43620b86a96f7420e4c5c2465e97ac643063f37f04200b408dce791d18f94406',
-        'meta/choices': '2764d80f4b3c44fd4c5cb8616393222a41ef6db4245ab37798c90b1d3cca4272',
+        'meta/threshold_choice': '52529cf84be801fb03ee54c64f6b24efd262f5f9c0751248cf02434c610d8341',
         'query/counts_lanes': '9ea5a6ab1892f2c93a6f7a3c2feada4999b34e556db2b85c29a0ded42f8c020f',
         'query/counts_scalar': 'f331970502d5c76486900dd7820561335cf2f4e81c727e6ae4d1fc04192d8fee',
         'query/mean': '99e6bf397cf5e2fc3c760ae213abc6a380742e7f7414a8f2860f0b6f6369f561',
         'query/zscore': 'a526fbfdb591b949ec7bfe97798dede5fde56400e1444674717e0b65b3f5cd4d',
         'query/counts_one_module': '6c83e56de6363f7b9f1a732363641e485136eb496f298a7e16023a1a5756744d',
         'query/zscore_one_module': '56501e26dd1446253a7bf550f74915bfac59be024810f06eec08f51f4169c56f',
-        'localizer_model/place_id': '1e119bbaddc014c405e7490de895dbfc1b53da21ad4568d5c30a03b5d6f70995',
-        'localizer_model/confidence': 'cc46aa9dd37eafae534aafc21015af50418133ee87e624f53cc0ea87d3ca1b04',
-        'localizer_model/seq_scores': '35800240d0da6142046dc557fdf65c501ffef2b9110f509ecd4dc0a84eb000ce',
+        'localizer_all/place_id': '3190cbca911aba1b89bb9ae9f21917a863e891779246eed048438dc1c89b9e54',
+        'localizer_all/confidence': 'c82ff3518347ed3351459211667219b6a7328fe98bb81de433e4d2861395e664',
+        'localizer_all/seq_scores': 'a526fbfdb591b949ec7bfe97798dede5fde56400e1444674717e0b65b3f5cd4d',
         'localizer_preselect1/place_id': '1e119bbaddc014c405e7490de895dbfc1b53da21ad4568d5c30a03b5d6f70995',
         'localizer_preselect1/confidence': 'cc46aa9dd37eafae534aafc21015af50418133ee87e624f53cc0ea87d3ca1b04',
         'localizer_preselect1/seq_scores': '35800240d0da6142046dc557fdf65c501ffef2b9110f509ecd4dc0a84eb000ce',
-        'localizer_diagonal3/place_id': '0f9f8c7d750361f54ece3276434beb157b32d5cb0ec09ed778f40da109d6da86',
-        'localizer_diagonal3/confidence': '8333944010329c57f547c6db064c358225b409f2a99509e957bbb99760456520',
-        'localizer_diagonal3/seq_scores': '55c54c133261a7c10622b7884348fafaa6183363533dea3682e7774b07fd707c',
-        'localizer_seqslam3/place_id': '9dec260e1ab17ecc97b5b8200d6622b1e21287fd972b099379740c637312039d',
-        'localizer_seqslam3/confidence': 'b4598d78cbbb7c1ca3ce880c06feb1e0302e1e9b9369dc8bd0dc7403ba2fbbd6',
-        'localizer_seqslam3/seq_scores': 'd49874b63d2f762a2cfab3b44cdd7b113143a33892eb095e655195fbb733dc86',
-        'evaluate/S': '35800240d0da6142046dc557fdf65c501ffef2b9110f509ecd4dc0a84eb000ce',
-        'evaluate/recall': 'a15051cad5f17640e5852db5076d925defb1d07f17de0c0eb39542855c9f41af',
+        'localizer_diagonal3/place_id': '603c27783d45aad7af0a0bdda661b24628c685aaa7a767049ebd85518a896903',
+        'localizer_diagonal3/confidence': 'a5239cb2371987bc4e16cb362b8d24a49c583e68b568d2fbb6659ab8e4b513b5',
+        'localizer_diagonal3/seq_scores': '0a7b58dced096743f66c497a98d0e8edd7e58f82130097615e5bb06c19ce7468',
+        'localizer_seqslam3/place_id': 'b0b1040e4e4cd502cec7163955748219bff3bdfb987e7463d952a07bd83b56dd',
+        'localizer_seqslam3/confidence': 'b305b693506630b0a69ab57d982900f884d6673c472c8c70935cfea500c9c403',
+        'localizer_seqslam3/seq_scores': 'fb544b203f1563ef865648fa4108bd8fa91fd3968a5e03a8c72d88a6d50c2746',
+        'evaluate/S': 'a526fbfdb591b949ec7bfe97798dede5fde56400e1444674717e0b65b3f5cd4d',
+        'evaluate/recall': '050d2db0a7480187fdb9c5a4b1d615089c1266fdfec481c5a7169c7dbff4cb67',
     },
 }
 
@@ -333,8 +349,11 @@ def test_array_digest_sees_bytes_dtype_and_shape_but_not_the_file_format():
 
 
 def _print_golden() -> None:
+    import vprsnn_ros
+
     api = _api()
     print(f"# computed at commit {GOLDEN_COMMIT} with numpy {np.__version__}")
+    print(f"# (package {Path(vprsnn_ros.__file__).parent})", file=sys.stderr)
     print("GOLDEN = {")
     with tempfile.TemporaryDirectory() as tmp:
         for name in CASES:
@@ -343,6 +362,10 @@ def _print_golden() -> None:
                 print(f"        {key!r}: {digest!r},")
             print("    },")
     print("}")
+    root = Path(vprsnn_ros.__file__).parent
+    strays = [m for m, mod in sys.modules.items() if m.startswith("vprsnn_ros") and getattr(mod, "__file__", None)
+              and not Path(mod.__file__).is_relative_to(root)]
+    assert not strays, f"modules of another checkout were loaded: {strays}"
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ def test_truncated_jpeg_in_a_folder_is_exit_2_naming_the_file(tmp_path, bad_inpu
     bad_input(proc, str(victim), "truncated JPEG")
 
 
+@pytest.mark.slow
 def test_truncated_jpeg_query_is_exit_2_naming_the_file(tmp_path, bad_input):
     folder = jpeg_folder(tmp_path / "query", count=3)
     victim = folder / "frame_001.jpg"
@@ -175,6 +176,7 @@ def test_count_mismatch_hint_suggests_limit_only_where_it_can_help():
 # thumbnails
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_thumbnails_are_read_with_the_places_and_stored_checksummed(tmp_path):
     folder = jpeg_folder(tmp_path / "ref", count=3)
     pixels, thumbnails = read_places(sorted(folder.glob("*.jpg")))
@@ -201,6 +203,7 @@ def test_thumbnails_are_read_with_the_places_and_stored_checksummed(tmp_path):
     assert "thumbnails" not in ModelStore(plain).parts()
 
 
+@pytest.mark.slow
 def test_mixed_sizes_warning_is_one_plain_line_and_the_command_succeeds(tmp_path):
     query = jpeg_folder(tmp_path / "query", count=3)
     assert cv2.imwrite(str(query / "frame_002.jpg"), photo(9, (120, 200)))

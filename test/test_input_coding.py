@@ -79,6 +79,7 @@ def with_config(net, **changes):
     return net
 
 
+@pytest.mark.slow
 def test_query_switches_change_only_queries(trained):
     net, _, q, _ = trained
     ids = np.arange(len(q))
@@ -109,6 +110,7 @@ def test_query_switches_change_only_queries(trained):
     assert np.array_equal(net.spike_counts(q, ids), base)
 
 
+@pytest.mark.slow
 def test_regular_training_switch(trained):
     net, ref, _, root = trained
     names = [f"p{k}" for k in range(8)]

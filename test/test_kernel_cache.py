@@ -35,6 +35,7 @@ def stop(proc: subprocess.Popen) -> None:
             continue
 
 
+@pytest.mark.slow
 def test_a_cold_cache_names_the_inference_kernels(tmp_path):
     """A fresh NUMBA_CACHE_DIR is a cold cache (importing the kernels compiles only one small one)."""
     code = ("from vprsnn_ros.nodes.kernel_cache import LANES, MODULES, uncached_kernels\n"

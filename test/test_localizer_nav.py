@@ -1,5 +1,5 @@
 """The localizer on a robot, over real DDS: ``/initialpose`` for nav2, the route and the match in
-RViz, health in ``/diagnostics``.
+RViz, health in ``/diagnostics`` (each test that starts a node is ``slow``: a start takes seconds).
 
 Each test starts the node as a subprocess (``python -m vprsnn_ros.nodes.localizer_node
 --ros-args ...``, its own process group, killed at the end) on a ROS domain of its own
@@ -48,6 +48,8 @@ from vprsnn_ros.nodes.estimate import place_pose
 from vprsnn_ros.nodes.kernel_cache import LANES, uncached_kernels
 from vprsnn_ros.nodes.markers import confidence_colour
 from vprsnn_ros.nodes.relocalize import AUTO, ON_REQUEST, Relocalizer, RelocalizeSettings
+from vprsnn_ros.snn.network import NetworkConfig
+from vprsnn_ros.train.training import train_network
 
 pytestmark = [pytest.mark.ros, pytest.mark.requires("visualization_msgs.msg")]
 
@@ -60,6 +62,7 @@ READY_TIMEOUT = 90.0
 FRAME_TIMEOUT = 30.0
 WAIT = 20.0
 N_PLACES = 16
+CONFIG16 = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)  # = model16's
 # Relocalization in these tests: three frames within one place of each other.
 FRAMES, TOLERANCE, LONG_PERIOD = 3, 1, 1000.0
 # Place order of frames that never agree: neighbours at least 7 places apart.
@@ -237,8 +240,9 @@ class Client:
 
 
 @pytest.fixture
-def run(ros_domains):
+def run(ros_domains, monkeypatch):
     """Factory: (node, client) on a fresh domain; both are stopped at the end of the test."""
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this process's participant too
     started: list = []
 
     def start(model, **params) -> tuple[NodeRun, Client]:
@@ -270,11 +274,11 @@ def route_poses(n: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def pose_model(route16, tmp_path_factory) -> Path:
-    """model16's network (conftest), trained with the poses of :func:`route_poses` in frame map."""
-    from conftest import _train16
-
-    return _train16(route16, tmp_path_factory.mktemp("nav") / "posed", place_poses=route_poses(N_PLACES),
-                    pose_frame="map")
+    """model16's network (conftest) and route, trained with the poses of :func:`route_poses` in frame map."""
+    out = tmp_path_factory.mktemp("nav") / "posed"
+    train_network(CONFIG16, [route16.ref_pixels], route16.names, out, workers=2,
+                  place_poses=route_poses(N_PLACES), pose_frame="map")
+    return out
 
 
 def predict(model: Path, images: list[np.ndarray], steps: list) -> list[tuple[int, int, float]]:
@@ -311,6 +315,7 @@ def assert_pose_of(msg, place: int, confidence: float, poses: np.ndarray, stamp:
 # relocalization for nav2
 # --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_auto_relocalizes_exactly_once_on_agreeing_frames_and_never_otherwise(run, pose_model, route16):
     """Disagreeing frames, then agreeing frames below relocalize_min_confidence: no /initialpose.
     Then frames of one place: exactly one, with that place's pose, the frame's stamp, and the
@@ -364,6 +369,7 @@ def test_auto_relocalizes_exactly_once_on_agreeing_frames_and_never_otherwise(ru
     assert node.stop() == 0, node.output()
 
 
+@pytest.mark.slow
 def test_on_request_publishes_only_after_the_call_and_once_per_call(run, pose_model, route16):
     reference = route16.reference
     settings = RelocalizeSettings(ON_REQUEST, 0.0, FRAMES, TOLERANCE, LONG_PERIOD)
@@ -397,6 +403,7 @@ def test_on_request_publishes_only_after_the_call_and_once_per_call(run, pose_mo
     assert node.stop() == 0, node.output()
 
 
+@pytest.mark.slow
 def test_relocalize_with_a_model_without_poses_is_a_configure_error(ros_domains, model16):
     domain = ros_domains.new()
     node = NodeRun(domain, model16, {"relocalize": "auto"}, ros_domains.env(domain))
@@ -446,6 +453,7 @@ def test_rviz_config_shows_the_camera_debug_image_places_and_match():
     assert topics[f"/{NODE}/match"] == "visualization_msgs/msg/Marker"
 
 
+@pytest.mark.slow
 def test_rviz_topics_places_match_and_health_over_dds(run, model16, route16):
     """With model16 (no poses): every topic the RViz config names exists (the camera as the node's
     input); ~/places has a sphere per place along x; ~/match follows ~/place_id; /diagnostics is
@@ -463,7 +471,8 @@ def test_rviz_topics_places_match_and_health_over_dds(run, model16, route16):
         assert kind in graph()[topic], (topic, graph()[topic])
         infos = (client.node.get_subscriptions_info_by_topic(topic) if topic == CAMERA
                  else client.node.get_publishers_info_by_topic(topic))
-        assert NODE in [i.node_name for i in infos], f"the node does not {'read' if topic == CAMERA else 'publish'} {topic}"
+        role = "read" if topic == CAMERA else "publish"
+        assert NODE in [i.node_name for i in infos], f"the node does not {role} {topic}"
 
     assert client.spin_until(lambda: bool(client.places), WAIT), node.output()
     assert len(client.places[-1].markers) == 1
@@ -473,8 +482,7 @@ def test_rviz_topics_places_match_and_health_over_dds(run, model16, route16):
     assert [p.x for p in marker.points] == [float(k) for k in range(N_PLACES)]
 
     # No frame yet, input_timeout 1 s: ERROR.
-    error = bytes([DiagnosticStatus.ERROR]) if isinstance(DiagnosticStatus.ERROR, int) else DiagnosticStatus.ERROR
-    assert client.spin_until(lambda: any(s.level == error and "no frame for" in s.message
+    assert client.spin_until(lambda: any(s.level == DiagnosticStatus.ERROR and "no frame for" in s.message
                                          for s in client.statuses), WAIT), \
         [(s.level, s.message) for s in client.statuses[-3:]]
 

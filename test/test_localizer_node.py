@@ -325,14 +325,10 @@ class RosClient:
 
 @pytest.fixture(scope="module", autouse=True)
 def localhost_only():
-    """The test process's own DDS participants stay on the loopback too."""
-    old = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    yield
-    if old is None:
-        os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
-    else:
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = old
+    """The test process's own DDS participants stay on the loopback too (for this file only)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        yield
 
 
 @pytest.fixture
@@ -698,7 +694,8 @@ def make_bad_model(kind: str, model16: Path, tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty dir", "garbage yaml", "truncated module"])
+@pytest.mark.parametrize("kind", ["missing", pytest.param("empty dir", marks=pytest.mark.slow),
+                                  pytest.param("garbage yaml", marks=pytest.mark.slow), "truncated module"])
 def test_unusable_model_at_start_exits_with_one_error(start_node, model16, tmp_path, kind, ros_domains):
     bad = make_bad_model(kind, model16, tmp_path)
     node = start_node(ros_domains.new(), bad)

@@ -81,3 +81,17 @@ def test_place_points_copy_the_poses():
     points = place_points(3, p)
     points[0, 0] = 99.0
     assert p[0, 0] == 0.0
+
+
+def test_the_plain_modules_of_the_node_import_no_ros():
+    """The node's logic is testable without ROS: its plain modules pull in no ROS package."""
+    import subprocess
+    import sys
+
+    modules = ["markers", "relocalize", "diagnostics", "estimate", "kernel_cache", "localizer_params"]
+    code = ("import sys\n" + "".join(f"import vprsnn_ros.nodes.{m}\n" for m in modules) +
+            "ros = ('rclpy', 'std_msgs', 'geometry_msgs', 'visualization_msgs', 'diagnostic_msgs', 'std_srvs')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ros))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout

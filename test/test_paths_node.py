@@ -405,9 +405,9 @@ def test_node_on_an_ensemble_with_preselection_and_zscore_equals_localizer(
     offline = Localizer(ensemble, **settings)
     expected = [offline.localize(frame) for frame in query]
     print(f"\nnode    {[a['place_id'] for a in got]}\noffline {[e.place_id for e in expected]}")
-    # The setting is what the test says it is: each member ran 2 of its 4 modules per frame,
-    # and that changed the answers (so an ignored preselect_k would fail below).
-    assert offline.preselect == [2, 2] and all(m.shape == (1, 2) for m in offline.last_modules)
+    # The setting is what the test says it is: each member pre-selects 2 of its 4 modules per
+    # frame, and that (and the z-score readout) changes the answers: ignoring either fails below.
+    assert offline.preselect == [2, 2]
     for other in (dict(preselect_k=0), dict(preselect_k=2, readout="mean")):
         changed = Localizer(ensemble, sequence_length=3, **other)
         assert [changed.localize(f).confidence for f in query] != [e.confidence for e in expected], other
@@ -443,46 +443,54 @@ def test_online_localizer_equals_offline_evaluate_with_preselection(ensemble, ro
 
 
 @pytest.mark.ros
-def test_replay_eval_with_preselect_and_seqslam_equals_offline_evaluate(ensemble, route16, ros_domains, tmp_path):
-    """``vprsnn replay-eval --preselect 2 --sequence-length 3 --sequence-matcher seqslam``: bag player,
-    node and evaluator over DDS; every frame's answer is the offline evaluation's."""
-    from vprsnn_ros.io.bags import write_bag_from_folder
+def test_replay_eval_with_overrides_equals_offline_evaluate(ensemble, route16, ros_domains, tmp_path):
+    """``vprsnn replay-eval --preselect 2 --readout mean --threshold 5 --sequence-length 3
+    --sequence-matcher seqslam``: bag player, node and evaluator over DDS; every frame's answer is
+    the offline evaluation's with the same overrides (each of which changes the answers)."""
+    from vprsnn_ros.io.bags import read_bag_frames, write_bag_from_folder
     from vprsnn_ros.io.sources import load_traverse
 
+    overrides = dict(preselect_k=2, readout="mean", threshold=5, sequence_length=3, sequence_matcher="seqslam")
     _, query_dir = write_route(tmp_path / "route", 16, seed=3)
     bag = write_bag_from_folder(query_dir, tmp_path / "query_bag", rate_hz=10.0, start_time_ns=10**18)
     out = tmp_path / "report"
     env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domains.new()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     cmd = [sys.executable, "-m", "vprsnn_ros.cli", "replay-eval", "--model", str(ensemble), "--bag", str(bag),
-           "--report", str(out), "--preselect", "2", "--sequence-length", "3", "--sequence-matcher", "seqslam",
-           "--timeout", "300"]
-    proc = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=420)
+           "--report", str(out), "--preselect", "2", "--readout", "mean", "--threshold", "5",
+           "--sequence-length", "3", "--sequence-matcher", "seqslam", "--timeout", "300"]
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=420)
+    except subprocess.TimeoutExpired as exc:  # run() has killed it
+        pytest.fail(f"replay-eval still running after 420 s: {exc.stderr}")
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(out.glob("*.log")))
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{logs}"
     report = json.loads((out / "report.json").read_text())
     with (out / "frames.csv").open() as f:
         rows = list(csv.DictReader(f))
+
     members = load_model(ensemble)
     cfg = members[0].config
     pixels = load_traverse(bag, cfg.image_size, cfg.patch).pixels
-    offline, S, _ = evaluate(members, pixels, split="all", preselect_k=2, sequence_length=3,
-                             sequence_matcher="seqslam")
+    offline, S, _ = evaluate(members, pixels, split="all", **overrides)
     expected = [int(np.argmax(row)) if np.isfinite(row).any() else -1 for row in S]
     assert report["frames_played"] == 16 and report["frames_dropped"] == 0, report
     assert [int(r["place_id"]) for r in rows] == expected
     assert report["recall"] == offline["recall"]
-    assert report["pr_auc"] == offline["pr_auc"]
-    assert report["sequence_matcher"] == "seqslam" and report["readout"] == "zscore"
-    # The frames' confidences are the online Localizer's (6 decimals in the CSV).
-    online = Localizer(ensemble, preselect_k=2, sequence_length=3, sequence_matcher="seqslam")
-    from vprsnn_ros.io.bags import read_bag_frames
-
-    frames = read_bag_frames(bag).images
-    assert [r["confidence"] for r in rows] == [f"{online.localize(f).confidence:.6f}" for f in frames]
-    # The run had pre-selection: with every module the answers differ.
-    _, S_all, _ = evaluate(members, pixels, split="all", preselect_k=0, sequence_length=3,
-                           sequence_matcher="seqslam")
-    assert not np.array_equal(S_all, S)
+    assert report["pr_auc"] == pytest.approx(offline["pr_auc"], abs=1e-9)
+    assert report["sequence_matcher"] == "seqslam" and report["readout"] == "mean", report
+    # The frames' confidences: the online Localizer's with the same overrides (the evaluator computes
+    # them from the float32 scores it receives, hence the 1e-6).
+    online = Localizer(ensemble, preselect_k=2, readout="mean", hyperactive_threshold=5, sequence_length=3,
+                       sequence_matcher="seqslam")
+    conf = [online.localize(f).confidence for f in read_bag_frames(bag).images]
+    np.testing.assert_allclose([float(r["confidence"]) for r in rows], conf, rtol=0, atol=1.5e-6)
+    # Each override matters: without it the offline answers differ.
+    for name, default in (("preselect_k", 0), ("readout", None), ("threshold", None)):
+        _, S_default, _ = evaluate(members, pixels, split="all", **{**overrides, name: default})
+        assert not np.array_equal(S_default, S), f"--{name} changes nothing on this model"
+    # The report says what ran, as evaluate's does: T and the modules pre-selected per member.
+    missing = {key: offline[key] for key in ("hyperactive_threshold", "preselect_k") if report.get(key) != offline[key]}
+    assert not missing, f"the replay report does not record {missing} (it has {sorted(report)})"
 
 
 # --------------------------------------------------------------------------
@@ -614,21 +622,22 @@ def test_set_parameters_preselect_k_and_sequence_matcher_take_effect(
 
     assert_same_answers(client.lockstep(node, frames[:4]), offline({}, frames[:4]), "model settings")
 
-    results = client.set_params(preselect_k=1)
+    # A K that answers differently from the model's own (its calibrated K, or every module).
+    default = [e.confidence for e in offline({}, frames[4:10])]
+    k = next(k for k in (1, 2, 3, 0) if [e.confidence for e in offline({"preselect_k": k}, frames[4:10])] != default)
+    results = client.set_params(preselect_k=k)
     assert results[0].successful, results[0].reason
     got = client.lockstep(node, frames[4:10], first_stamp=4)
-    expected = offline({"preselect_k": 1}, frames[4:10])
-    assert [e.confidence for e in offline({}, frames[4:10])] != [e.confidence for e in expected]
-    assert_same_answers(got, expected, "preselect_k 1")
+    assert_same_answers(got, offline({"preselect_k": k}, frames[4:10]), f"preselect_k {k}")
 
     results = client.set_params(sequence_matcher="seqslam", sequence_length=3)
     assert all(r.successful for r in results), [r.reason for r in results]
-    settings = {"preselect_k": 1, "sequence_matcher": "seqslam", "sequence_length": 3}
+    settings = {"preselect_k": k, "sequence_matcher": "seqslam", "sequence_length": 3}
     got = client.lockstep(node, frames[10:16], first_stamp=10)
     expected = offline(settings, frames[10:16])
     diagonal = offline({**settings, "sequence_matcher": "diagonal"}, frames[10:16])
     assert [e.confidence for e in diagonal] != [e.confidence for e in expected]
-    assert_same_answers(got, expected, "seqslam, L = 3, preselect_k 1")
+    assert_same_answers(got, expected, f"seqslam, L = 3, preselect_k {k}")
 
     assert node.stop() == 0, node.output()
 

@@ -17,6 +17,7 @@ from vprsnn_ros.train.training import train_network
 N = 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_thumbnails", [True, False])
 def test_strip_lists_the_worst_matches_first_beside_their_thumbnails(tmp_path, with_thumbnails):
     reference, query = make_route(N, seed=2)

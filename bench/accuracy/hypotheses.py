@@ -124,6 +124,9 @@ WITHIN16: dict[str, dict] = {
     "w16_inhibition_grow_to_x2": {"profile": {"inhibition_start": 0.5}, "params": {"w_ie": 34.0}},
     # (d) weight-dependent (soft-bound) STDP.
     "w16_soft_bound": {"profile": {"soft_bound": 1.0}},
+    # Learned weights stay below about 0.18 (w_max 1): the same with w_max 0.25, so that the
+    # weight dependence bites (and the hard bound at 0.25 rarely does).
+    "w16_soft_bound_wmax_0.25": {"profile": {"soft_bound": 1.0}, "params": {"w_max": 0.25}},
     # (e) the patch-normalisation window (7 is the spec's).
     "w16_patch_5": {"profile": {"patch": 5}},
     "w16_patch_9": {"profile": {"patch": 9}},
@@ -151,6 +154,16 @@ QUERY_VARIANTS: dict[str, dict] = {
 COMBINED: dict[str, tuple[str, dict]] = {
     f"{model} + query_rate_gain_2": (model, {"query_rate_gain": 2.0})
     for model in ("seed_1", "regular_trains", "regular_seed_1", "regular_gamma", "regular_gamma_seed_1")}
+
+# (g) queries (and the reference recordings) with weaker inhibition, on issue-16 models (no
+# retraining): "MODEL + query_inhibition_F" for every F of --query-inhibition and MODEL of
+# --query-inhibition-on; the factor is chosen on calibration.
+QUERY_INHIBITION = (0.5, 0.25, 0.1)
+
+
+def query16(models, factors) -> dict[str, tuple[str, dict]]:
+    return {f"{model} + query_inhibition_{f:g}": (model, {"query_inhibition": float(f)})
+            for model in models for f in factors}
 
 ENSEMBLES = {
     "seeds_0_1": ("base", "seed_1"),
@@ -391,6 +404,10 @@ def main() -> int:
     ap.add_argument("--sequence-length", type=int, default=10)
     ap.add_argument("--variants", nargs="*", default=list(TRAIN_VARIANTS), choices=list(TRAIN_VARIANTS))
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--query-inhibition", type=float, nargs="*", default=list(QUERY_INHIBITION),
+                    help="issue 16 (g): query-time inhibition factors to read the models of "
+                         "--query-inhibition-on with")
+    ap.add_argument("--query-inhibition-on", nargs="*", default=["w16_base"], choices=list(WITHIN16))
     ap.add_argument("--no-query-variants", action="store_true",
                     help="only the trained variants (and their ensembles): skip the inference-only rows")
     args = ap.parse_args()
@@ -427,7 +444,9 @@ def main() -> int:
             sad_within[name] = sad_rows(R, Q, args.calibration, L, net.regions)
             print(format_within(rows[-1:], sad_within, L).splitlines()[-1], flush=True)
     query_rows = {name: ("base", switches) for name, switches in QUERY_VARIANTS.items()}
-    for name, (model, switches) in ({} if args.no_query_variants else {**query_rows, **COMBINED}).items():
+    readout_variants = {} if args.no_query_variants else {
+        **query_rows, **COMBINED, **query16(args.query_inhibition_on, args.query_inhibition)}
+    for name, (model, switches) in readout_variants.items():
         if model not in nets:
             continue
         net = nets[model][0]
@@ -438,6 +457,9 @@ def main() -> int:
         full_rows[name] = snn_rows(name, net, R, Q, L)
         rows.append(summarise(name, full_rows[name], L, None))
         print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
+        if model in sad_within:
+            sad_within[name] = sad_within[model]
+            print(format_within(rows[-1:], sad_within, L).splitlines()[-1], flush=True)
         net.config = trained_config
         record_reference(net, rates_hz(R).astype(np.float64))
     for name, members in ENSEMBLES.items():

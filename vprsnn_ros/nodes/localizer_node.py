@@ -35,14 +35,14 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, PoseWithCovarianceStamped
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import ColorRGBA, Float32, Int32
+from std_msgs.msg import Float32, Int32
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -51,6 +51,7 @@ from vprsnn_ros.eval.views import match_view
 from vprsnn_ros.localizer import Estimate, Localizer
 from vprsnn_ros.model.network_io import load_thumbnails
 from vprsnn_ros.nodes import diagnostics, kernel_cache, markers
+from vprsnn_ros.nodes import localizer_msgs as msgs
 from vprsnn_ros.nodes.estimate import place_pose
 from vprsnn_ros.nodes.image_convert import BACKEND, array_to_image, compressed_to_array, image_to_array
 from vprsnn_ros.nodes.localizer_params import (
@@ -62,6 +63,7 @@ from vprsnn_ros.nodes.localizer_params import (
 )
 from vprsnn_ros.nodes.relocalize import Relocalizer, RelocalizeSettings, pose_problem
 from vprsnn_ros.nodes.ros_params import declare, descriptor
+from vprsnn_ros.snn.threads import set_limit
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -352,6 +354,7 @@ class LocalizerNode(LifecycleNode):
             self.get_logger().warn(f"rejected frame: {exc}", throttle_duration_sec=5.0)
             return
         try:
+            set_limit(self._get("threads"))  # this (inference) thread's Numba threads
             estimate = localizer.localize(image)
         except (VprsnnError, ValueError, MemoryError) as exc:
             with self._lock:
@@ -383,32 +386,21 @@ class LocalizerNode(LifecycleNode):
         self.pub_place.publish(Int32(data=est.place_id if accepted else -1))
         self.pub_confidence.publish(Float32(data=float(est.confidence)))
         if self.pub_scores is not None:
-            # A standard message with a header: scores as a one-row float image.
-            scores = np.ascontiguousarray(est.scores, dtype=np.float32)
-            msg = Image(height=1, width=scores.size, encoding="32FC1", is_bigendian=0,
-                        step=4 * scores.size, data=scores.tobytes())
-            msg.header.stamp = header.stamp
-            msg.header.frame_id = "vprsnn_place_scores"
-            self.pub_scores.publish(msg)
+            self.pub_scores.publish(msgs.scores_image(est.scores, header.stamp))
         relocalize = self.relocalizer.update(est.place_id, est.confidence, time.monotonic())
         if est.place_id < 0:
             return
         net = localizer.members[0]
         pose = place_pose(est.place_id, est.confidence, net.place_poses, net.pose_frame,
                           self._get("frame_id"), self._get("sigma_min_places"), self._get("sigma_max_places"))
-        out = PoseWithCovarianceStamped()
-        out.header.stamp = header.stamp
-        out.header.frame_id = pose.frame_id
-        p, q = out.pose.pose.position, out.pose.pose.orientation
-        p.x, p.y, p.z = pose.position
-        q.x, q.y, q.z, q.w = pose.orientation
-        out.pose.covariance = list(pose.covariance)
+        out = msgs.pose_message(pose, header.stamp)
         self.pub_estimate.publish(out)
-        self._publish_match(pose, est.confidence, header)
+        self.pub_match.publish(msgs.match_marker(pose, est.confidence, self._place_size, header.stamp))
         if relocalize:
             self.pub_initialpose.publish(out)
+            x, y, _z = pose.position
             self.get_logger().info(f"relocalized: {self.pub_initialpose.topic_name} = place {est.place_id} "
-                                   f"(confidence {est.confidence:.3f}) at ({p.x:.2f}, {p.y:.2f}) in {pose.frame_id}")
+                                   f"(confidence {est.confidence:.3f}) at ({x:.2f}, {y:.2f}) in {pose.frame_id}")
         self.get_logger().debug(f"place {est.place_id} conf {est.confidence:.3f} top "
                                 f"{est.top_places.tolist()}")
 
@@ -422,27 +414,7 @@ class LocalizerNode(LifecycleNode):
         spec = markers.places_marker(net.n_places, net.regions, net.place_poses, net.pose_frame,
                                      self._get("frame_id"))
         self._place_size = spec.size
-        marker = Marker(ns="places", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
-        marker.header.frame_id = spec.frame_id
-        marker.header.stamp = self.get_clock().now().to_msg()
-        marker.pose.orientation.w = 1.0
-        marker.scale.x = marker.scale.y = marker.scale.z = spec.size
-        marker.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in spec.points]
-        marker.colors = [ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(a)) for r, g, b, a in spec.colours]
-        marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-        self.pub_places.publish(MarkerArray(markers=[marker]))
-
-    def _publish_match(self, pose, confidence: float, header) -> None:
-        """~/match: a sphere at the best place, red (confidence 0) to green (1)."""
-        marker = Marker(ns="match", id=0, type=Marker.SPHERE, action=Marker.ADD)
-        marker.header.stamp = header.stamp
-        marker.header.frame_id = pose.frame_id
-        marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = pose.position
-        marker.pose.orientation.w = 1.0
-        marker.scale.x = marker.scale.y = marker.scale.z = markers.MATCH_SIZE * self._place_size
-        r, g, b, a = markers.confidence_colour(confidence)
-        marker.color = ColorRGBA(r=r, g=g, b=b, a=a)
-        self.pub_match.publish(marker)
+        self.pub_places.publish(msgs.places_markers(spec, self.get_clock().now().to_msg()))
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -463,12 +435,9 @@ class LocalizerNode(LifecycleNode):
         if snapshot is None:
             return
         level, message, values = snapshot
-        status = DiagnosticStatus(level=getattr(DiagnosticStatus, level), name="vprsnn_localizer",
-                                  hardware_id=self.get_fully_qualified_name(), message=message,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diagnostics.publish(msg)
+        self.pub_diagnostics.publish(msgs.diagnostic_array(level, message, values, "vprsnn_localizer",
+                                                           self.get_fully_qualified_name(),
+                                                           self.get_clock().now().to_msg()))
 
     def stop(self) -> None:
         with self._lock:

@@ -48,6 +48,8 @@ PARAMETERS = (
     Param("publish_debug_image", False, "publish ~/debug_image for every frame even without subscribers (it is "
           "always published while someone subscribes)"),
     Param("diagnostics_period", 1.0, "seconds between /diagnostics messages", read_only=True),
+    Param("threads", 0, "at most this many threads for the SNN kernels (0 = every core); a frame with few "
+          "modules runs on one thread anyway (vprsnn_ros.snn.threads)", 0, 1024),
     Param("min_input_rate", 0.0, "/diagnostics WARN when the input rate (last 5 s) falls below it, in Hz "
           "(0: off)", 0.0, 1e6),
     Param("input_timeout", 5.0, "/diagnostics ERROR when no frame has arrived for this many seconds while "

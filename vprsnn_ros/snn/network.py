@@ -16,7 +16,7 @@ from vprsnn_ros.snn import engine as _engine
 from vprsnn_ros.snn.coding import rates_hz as _rates_hz
 from vprsnn_ros.snn.engine import REPEAT_STREAM  # noqa: F401 - part of this module's API
 from vprsnn_ros.snn.layout import DelayLayout  # noqa: F401 - part of this module's API
-from vprsnn_ros.snn.params import NetworkParams, pack
+from vprsnn_ros.snn.params import P_W_IE, NetworkParams, pack
 from vprsnn_ros.snn.profiles import FAITHFUL, SPIKE_TRAINS, Profile
 from vprsnn_ros.snn.readout import ReferenceStats, check_readout
 
@@ -63,6 +63,10 @@ class NetworkConfig:
     # [-jitter, jitter]^2 pixels (edges repeated), new per presentation; 0 = as is.
     imprint: float = 0.0
     jitter: int = 0
+    # Queries only (and the reference recordings, which are queries too): the I -> E weight
+    # w_ie multiplied by this factor, so that more than the few first neurons answer a query
+    # and the spike counts grade how well each template matches. 1.0 = as trained (published).
+    query_inhibition: float = 1.0
     params: NetworkParams = field(default_factory=NetworkParams)
 
     @property
@@ -91,6 +95,7 @@ class NetworkConfig:
             (self.traverse_order in TRAVERSE_ORDERS,
              f"traverse_order must be one of {', '.join(TRAVERSE_ORDERS)}"),
             (0.0 <= self.imprint <= 1.0, "imprint must be in [0, 1]"),
+            (self.query_inhibition >= 0.0, "query_inhibition must be >= 0"),
             (isinstance(self.jitter, int) and 0 <= self.jitter < min(self.image_width, self.image_height),
              "jitter must be an integer >= 0, smaller than the image"),
             (0.0 < self.params.w_ie_start_fraction, "params.w_ie_start_fraction must be > 0"),
@@ -122,7 +127,10 @@ class NetworkConfig:
     def packed(self, learning: bool) -> np.ndarray:
         """The kernels' parameter vector, with the input coding of training or of queries."""
         regular = self.spike_trains == "regular" or (self.spike_trains == "regular_query" and not learning)
-        return pack(self.params, self.dt, regular)
+        out = pack(self.params, self.dt, regular)
+        if not learning and self.query_inhibition != 1.0:
+            out[P_W_IE] = self.params.w_ie * self.query_inhibition
+        return out
 
     def input_rates(self, pixels: np.ndarray) -> np.ndarray:
         """Input firing rates (float64 Hz) of preprocessed pixels: ``u * params.rate_scale``."""

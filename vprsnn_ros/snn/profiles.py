@@ -72,6 +72,12 @@ switches, so that extension trains new modules the same way.
 ``patch``
     None (faithful): the configuration's patch-normalisation window (``--patch``,
     7 as published). An odd integer: that window.
+``query_inhibition``
+    1.0 (faithful). Queries, and the reference recordings (hyperactivity,
+    z-score statistics), run with the inhibitory weight w_ie multiplied by this
+    factor; training is unchanged. With the trained inhibition only about 18 of
+    a module's 400 neurons answer a query, and which ones fire first decides;
+    weaker inhibition lets the counts grade how well each template matches.
 ``shuffle``
     None (faithful): the configuration's region layout (``--shuffle``; contiguous
     by default, as in the ICRA paper). True / False: shuffled / contiguous.
@@ -104,6 +110,7 @@ class Profile:
     jitter: int = 0
     inhibition_start: float = 1.0
     soft_bound: float = 0.0
+    query_inhibition: float = 1.0
     patch: Optional[int] = None
     shuffle: Optional[bool] = None
 
@@ -126,6 +133,8 @@ class Profile:
             raise ConfigError("inhibition_start must be a number > 0")
         if not (_number(self.soft_bound) and 0.0 <= self.soft_bound <= 1.0):
             raise ConfigError("soft_bound must be a number in [0, 1]")
+        if not (_number(self.query_inhibition) and self.query_inhibition >= 0.0):
+            raise ConfigError("query_inhibition must be a number >= 0")
         if self.patch is not None and not (_integer(self.patch) and self.patch >= 1 and self.patch % 2 == 1):
             raise ConfigError("patch must be null or an odd integer >= 1")
         if self.shuffle is not None and not isinstance(self.shuffle, bool):
@@ -143,7 +152,8 @@ class Profile:
                          soft_bound=float(self.soft_bound))
         return config.with_(spike_trains=self.spike_trains, query_rate_gain=float(self.query_rate_gain),
                             query_presentations=self.query_presentations, imprint=float(self.imprint),
-                            jitter=self.jitter, params=params, **changes)
+                            jitter=self.jitter, query_inhibition=float(self.query_inhibition),
+                            params=params, **changes)
 
     def to_dict(self) -> dict:
         return asdict(self)
