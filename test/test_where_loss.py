@@ -7,6 +7,7 @@ import numpy as np
 from vprsnn_ros.eval.evaluation import evaluate, format_report
 from vprsnn_ros.eval.loss import place_modules, template_module_first, where_the_loss_is
 from vprsnn_ros.model.ensemble import load_model
+from vprsnn_ros.snn.inference import Scorer
 from vprsnn_ros.snn.preselect import ModuleRanker
 
 
@@ -24,6 +25,9 @@ def test_where_the_loss_is_by_hand():
     got = where_the_loss_is(S, gt, column_module)
     assert got == {"queries": 4, "true_module_first": 0.5, "recall_at_1_given_module": 0.5}
     assert where_the_loss_is(S, np.full(6, -1), column_module)["true_module_first"] is None
+    # Within the true module only where it ran: queries 0 and 2 ran it (right, wrong), 1 and 3 did not.
+    ran = where_the_loss_is(S, gt, column_module, np.array([True, False, True, False, True, True]))
+    assert ran == {"queries": 4, "true_module_first": 0.5, "true_module_run": 0.5, "recall_at_1_given_module": 0.5}
     assert template_module_first(np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([4, 7]), np.array([7, 7])) == {
         "queries": 2, "true_module_first": 0.5}
 
@@ -43,7 +47,13 @@ def test_every_report_says_where_the_loss_is(model16_tuned, route16):
     report, S, gt = evaluate(members, route16.query_pixels)
     where = report["where_loss"]
     column_module = place_modules(net.regions, net.n_places)
-    assert where["snn"] == where_the_loss_is(S, gt, column_module)
+    # The within-module R@1 counts only the queries whose true module the SNN ran.
+    ran_modules = Scorer(members).choose_modules(route16.query_pixels)[0]
+    ran_modules = np.broadcast_to(np.arange(net.n_modules), (16, net.n_modules)) if ran_modules is None \
+        else ran_modules
+    ran = np.array([column_module[q] in ran_modules[q] for q in range(16)])
+    assert where["snn"] == where_the_loss_is(S, gt, column_module, ran)
+    assert where["snn"]["true_module_run"] == float(np.mean(ran))
     ranker = ModuleRanker(net)
     first = ranker.modules[np.argmax(ranker.module_scores(route16.query_pixels), axis=1)]
     assert where["templates"]["true_module_first"] == float(np.mean(first == column_module[np.arange(16)]))

@@ -81,6 +81,7 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()
     one = Scorer(members, modules=modules, threshold=threshold, preselect_k=preselect_k, readout=readout)
+    one.keep_modules = True  # which modules each query ran: where the loss is, below
     tracker = Tracker(one, sequence_length, sequence_matcher, columns=places)
     if tracker.active:
         # Tracking: each frame's modules depend on the previous frames' sequence scores, so the
@@ -91,9 +92,12 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
             if progress is not None and (q + 1 == len(pixels) or (q + 1) % 32 == 0):
                 progress(q + 1, len(pixels))
         modules_run = float(np.mean(tracker.modules_run)) if tracker.modules_run else 0.0
+    elif scorer is None:
+        S_all = one.scores_in_batches(pixels, progress=progress)
     else:
-        S_all = (scorer or query_scores)(members, pixels, modules, threshold, progress=progress,
-                                         preselect_k=preselect_k, readout=readout)
+        S_all = scorer(members, pixels, modules, threshold, progress=progress, preselect_k=preselect_k,
+                       readout=readout)
+    if not tracker.active:
         S = S_all[:, places]
         if sequence_length > 1 or sequence_matcher != "diagonal":
             S = match_sequences(S, sequence_length, sequence_matcher)
@@ -119,7 +123,11 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         "tracking": bool(tracker.active),
     })
     column_module = place_modules(net.regions, net.n_places)[places]
-    report["where_loss"] = {"snn": where_the_loss_is(S, gt_local, column_module),
+    ran = None
+    if len(one.modules_history) == len(pixels):  # in this process (a cluster does not say)
+        true_module = np.where(gt >= 0, place_modules(net.regions, net.n_places)[np.maximum(gt, 0)], -1)
+        ran = np.array([t in m for t, m in zip(true_module, one.modules_history)])
+    report["where_loss"] = {"snn": where_the_loss_is(S, gt_local, column_module, ran),
                             "templates": _templates_first(net, pixels, modules, gt, threshold)}
     if net.reference_pixels is not None:
         report["baseline"] = baseline_report(pixels, net.reference_pixels, gt_local, places=places,

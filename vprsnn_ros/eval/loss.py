@@ -28,11 +28,15 @@ def place_modules(regions: Sequence[np.ndarray], n_places: int) -> np.ndarray:
     return out
 
 
-def where_the_loss_is(S: np.ndarray, gt: np.ndarray, column_module: np.ndarray) -> dict:
+def where_the_loss_is(S: np.ndarray, gt: np.ndarray, column_module: np.ndarray,
+                      true_module_ran: np.ndarray | None = None) -> dict:
     """``true_module_first`` and ``recall_at_1_given_module`` of S (module docstring).
 
     ``gt[q]``: the column of query q's true place (-1: none); ``column_module``:
-    the module of each column of S.
+    the module of each column of S. ``true_module_ran[q]``: whether the SNN ran
+    the true place's module for query q (pre-selection runs only some): the
+    within-module R@1 is then measured on those queries only, since the others
+    have no scores inside the true module, and ``true_module_run`` gives their share.
     """
     S = np.where(np.isfinite(S), np.asarray(S, dtype=np.float64), -np.inf)
     gt = np.asarray(gt, dtype=np.int64)
@@ -43,10 +47,15 @@ def where_the_loss_is(S: np.ndarray, gt: np.ndarray, column_module: np.ndarray) 
     true_module = column_module[gt]
     best = np.argmax(S, axis=1)
     in_module = column_module[None, :] == true_module[:, None]
-    within = np.argmax(np.where(in_module, S, -np.inf), axis=1)
-    return {"queries": int(keep.sum()),
-            "true_module_first": float(np.mean(column_module[best] == true_module)),
-            "recall_at_1_given_module": float(np.mean(within == gt))}
+    within = np.argmax(np.where(in_module, S, -np.inf), axis=1) == gt
+    out = {"queries": int(keep.sum()), "true_module_first": float(np.mean(column_module[best] == true_module))}
+    if true_module_ran is None:
+        out["recall_at_1_given_module"] = float(np.mean(within))
+        return out
+    ran = np.asarray(true_module_ran, dtype=bool)[keep]
+    out["true_module_run"] = float(np.mean(ran))
+    out["recall_at_1_given_module"] = float(np.mean(within[ran])) if ran.any() else None
+    return out
 
 
 def template_module_first(module_scores: np.ndarray, candidates: np.ndarray, true_modules: np.ndarray) -> dict:
@@ -74,6 +83,8 @@ def format_where_loss(where: dict) -> str:
     if sad:
         line += f", SAD {f(sad.get('true_module_first'))}"
     line += f"   R@1 given the true module: SNN {f(snn.get('recall_at_1_given_module'))}"
+    if "true_module_run" in snn:
+        line += f" (on the {f(snn['true_module_run'])} of queries whose true module ran)"
     if sad:
         line += f", SAD {f(sad.get('recall_at_1_given_module'))}"
     return line

@@ -21,7 +21,28 @@ def _threshold_line(meta: dict) -> str:
         return line
     if t is None:
         return "not chosen yet (training incomplete)"
+    choice = meta.get("threshold_choice") or {}
+    if choice.get("method") == "reference_self_recognition":
+        return f"{t}, chosen on the reference itself (no calibration query): {choice.get('reason', '')}"
     return f"{t} (no calibration data given at training: {'no masking' if t == 0 else 'set by hand'})"
+
+
+def _preselect_lines(meta: dict) -> list[str]:
+    """K, how it was chosen, and the table it was chosen on."""
+    choice = meta.get("preselect")
+    k = int(meta.get("preselect_k", 0))
+    if not choice:
+        return [f"K          {k or 'every module'} (not chosen: no pre-selection in this profile, or a model "
+                f"older than the choice)"]
+    how = {"calibration_query": "on the calibration query",
+           "reference_perturbed": f"on {choice.get('queries', '?')} perturbed reference images (no query images)"}
+    method = how.get(choice.get("method"), how["calibration_query"])  # older models: calibration only
+    lines = [f"K          {k or 'every module'} modules per query, chosen {method}: the cheapest K within 0.005 "
+             f"of every module's R@1"]
+    table = choice.get("table") or []
+    if table:
+        lines.append("           " + "  ".join(f"K={r['k']}: {float(r['recall_at_1']):.3f}" for r in table))
+    return lines
 
 
 def _training_line(meta: dict) -> str:
@@ -74,6 +95,7 @@ def describe_network(path: Path) -> list[str]:
         f"{config.get('n_neurons')} neurons each, {config.get('image_width')}x{config.get('image_height')} input",
         f"profile    {_profile_line(meta)}",
         f"T          {_threshold_line(meta)}",
+        *_preselect_lines(meta),
         f"training   {_training_line(meta)}",
         f"seed       {config.get('seed')}{' (shuffled regions)' if config.get('shuffle') else ''}",
         f"package    written by vprsnn_ros {meta.get('package_version')} (this is {__version__}), "

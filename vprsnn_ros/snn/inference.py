@@ -70,6 +70,9 @@ class Scorer:
         self.workspace = engine.Workspace()
         # Per member, the (Q, K) modules each query of the last call ran.
         self.last_modules: list[np.ndarray] = []
+        # With keep_modules: the first member's modules of every query scored so far, in order.
+        self.keep_modules = False
+        self.modules_history: list[np.ndarray] = []
 
     @property
     def n_places(self) -> int:
@@ -132,6 +135,8 @@ class Scorer:
         self.last_modules = [np.broadcast_to(np.arange(net.n_modules) if m is None else m,
                                              (len(pixels), c.shape[1]))
                              for net, c, m in zip(self.members, counts, chosen)]
+        if self.keep_modules:
+            self.modules_history.extend(self.last_modules[0])
         return total
 
     def scores_in_batches(self, pixels: np.ndarray, batch: int = 32,
