@@ -239,6 +239,7 @@ def test_scheduler_that_does_not_answer_is_one_error_line(route, tmp_path, bad_i
     bad_input(proc, "cannot reach the Dask scheduler", f"127.0.0.1:{port}")
 
 
+@pytest.mark.requires("distributed")
 def test_bad_cluster_spec_is_one_error_line(route, tmp_path, capsys, bad_input):
     _, ref, _ = route
     bad_input.watch(tmp_path)

@@ -51,7 +51,7 @@ from vprsnn_ros.nodes.relocalize import AUTO, ON_REQUEST, Relocalizer, Relocaliz
 from vprsnn_ros.snn.network import NetworkConfig
 from vprsnn_ros.train.training import train_network
 
-pytestmark = [pytest.mark.ros, pytest.mark.requires("visualization_msgs.msg")]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.requires("visualization_msgs.msg")]  # a node per test
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / "config" / "localize.yaml"

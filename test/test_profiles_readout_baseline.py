@@ -28,7 +28,8 @@ from vprsnn_ros.snn.readout import ReferenceStats, same_place_pairs, zscore_merg
 from vprsnn_ros.snn.sequence import match_sequences
 from vprsnn_ros.train.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
-READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0)
+# tuned's readout and threshold switches alone: its input coding and pre-selection off.
+READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0, preselect=False)
 
 # --------------------------------------------------------------------------
 # SAD baseline

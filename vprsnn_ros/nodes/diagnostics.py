@@ -116,7 +116,9 @@ def localizer_status(model: str, localizer, frames: dict,
         "model": model,
         "places": localizer.n_places,
         "modules": sum(m.n_modules for m in localizer.members),
-        "modules_run_per_frame": sum(localizer.preselect),
+        # What the last frame ran (with tracking, the template's K plus the sequence's modules).
+        "modules_run_per_frame": (localizer.tracker.modules_run[-1] if localizer.tracker.modules_run
+                                  else sum(localizer.preselect)),
         "networks": len(localizer.members),
         "masked_neurons": sum(m.n_masked(localizer.threshold) for m in localizer.members),
         "frames_received": frames["frames_received"], "frames_processed": frames["frames_processed"],

@@ -81,7 +81,7 @@ from vprsnn_ros.snn.params import (
 # single kernel module (bench/perf) still import from here.
 __all__ = [
     "NEVER", "SHARED_STREAM", "NeuronState", "Synapses", "by_delay", "delay_positions", "from_delay",
-    "infer_carry_over", "infer_from_rest", "input_emissions", "learning_layout", "poisson_emissions",
+    "infer_from_rest", "input_emissions", "learning_layout", "poisson_emissions",
     "regular_emissions", "rest_state", "simulate", "simulate_by_delay", "stream_seed", "synapses",
     "train_presentations",
 ]
@@ -446,19 +446,4 @@ def train_presentations(P, W, tgt, off, slot, rates_hz, n_present, n_rest, weigh
                 Wd[i, pos] = Wd[i, pos] * scale[targets[pos]]
         t0 = simulate_by_delay(P, syn, rates_hz[k], n_present, n_rest, True, state, t0, rng, counts[k])
     from_delay(Wd, tgt, W)
-    return t0
-
-
-@njit(cache=True, nogil=True)
-def infer_carry_over(P, W, tgt, off, slot, rates_hz, n_present, n_rest, state, t0, rng, counts):
-    """Frozen queries of one module with ``state`` carried from query to query.
-
-    This is the reference code's test procedure (each query followed by the
-    rest period, nothing reset); kept to measure what starting every query from
-    rest changes. ``state.theta`` holds the module's thresholds (frozen: left as
-    they are); ``counts`` is (Q, N).
-    """
-    syn = synapses(P, W, tgt, off, slot, False)
-    for q in range(rates_hz.shape[0]):
-        t0 = simulate_by_delay(P, syn, rates_hz[q], n_present, n_rest, False, state, t0, rng, counts[q])
     return t0
