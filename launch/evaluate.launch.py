@@ -45,7 +45,10 @@ def generate_launch_description() -> LaunchDescription:
         package="vprsnn_ros", executable="evaluator", name="vprsnn_evaluator", output="screen",
         parameters=[{"bag": arg("bag"), "topic": arg("topic"), "model": arg("model"),
                      "sequence_length": sequence_length, "sequence_matcher": arg("sequence_matcher"),
-                     "readout": ParameterValue(arg("readout"), value_type=str), "report_dir": arg("report_dir")}],
+                     "readout": ParameterValue(arg("readout"), value_type=str),
+                     "hyperactive_threshold": ParameterValue(arg("hyperactive_threshold"), value_type=int),
+                     "preselect_k": ParameterValue(arg("preselect_k"), value_type=int),
+                     "report_dir": arg("report_dir")}],
         remappings=[("image", IMAGE_TOPIC)])
     player = Node(
         package="vprsnn_ros", executable="bag_player", name="vprsnn_bag_player", output="screen",

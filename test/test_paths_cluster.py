@@ -183,7 +183,11 @@ def test_worker_lost_during_evaluate_on_the_cluster_gives_the_same_report(route,
         for report in (reports[name], reports[name].get("baseline") or {}):
             report.pop("timing", None), report.pop("seconds", None)
         reports[name].pop("model", None), reports[name].pop("query", None)
-    assert reports["dask"] == reports["local"]
+    # Scores, metrics, baseline: the worker's loss changed nothing.
+    assert {k: v for k, v in reports["dask"].items() if k != "where_loss"} == \
+        {k: v for k, v in reports["local"].items() if k != "where_loss"}
+    # And the diagnosis of the loss is the in-process one too.
+    assert reports["dask"].get("where_loss") == reports["local"].get("where_loss")
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The localizer node's paths nobody tested (issue 18, item 6), each over real DDS.
+"""The localizer's paths nobody tested (issue 18, item 6), over real DDS wherever a node is involved.
 
 Every test starts ``python -m vprsnn_ros.nodes.localizer_node`` as a process of
 its own on a ROS domain of its own (``ros_domains`` of conftest.py, loopback
@@ -12,9 +12,10 @@ the end of its test.
 
 * the node on a 2-seed ensemble with pre-selection (K = 2 of 4 modules) and
   the z-score readout answers exactly as ``Localizer`` offline, frame by frame;
-* ``vprsnn replay-eval --preselect --sequence-matcher seqslam`` (node,
-  evaluator and bag player over DDS) gives the offline ``evaluate`` frame by
-  frame;
+* online (``Localizer``) equals offline (``evaluate``) with pre-selection, for
+  both sequence matchers; ``vprsnn replay-eval --preselect --readout
+  --threshold --sequence-matcher seqslam`` (node, evaluator and bag player over
+  DDS) gives the offline ``evaluate`` with the same overrides, frame by frame;
 * ``vprsnn extend`` then ``~/reload`` while frames stream at 30 Hz, with a
   failed reload in the middle;
 * configure/cleanup cycles of a large-ish model: resident memory comes back;
@@ -571,7 +572,8 @@ def test_extend_then_reload_while_frames_stream_at_30_hz(tmp_path, ros_domains, 
     own = [p == a for p, a in after.values() if p >= 8]
     print(f"\n{len(client.sent)} frames sent, {len(client.estimates)} answered; after the reload "
           f"{sum(own)}/{len(own)} frames of the new places answered with their own place")
-    assert matched, f"not every new place was matched after the reload: {sorted(after.values())}"
+    summary = {k: sorted({a for p, a in after.values() if p == k}) for k in range(8, 12)}
+    assert matched, f"not every new place was matched after the reload; answers to the new places: {summary}"
     assert sum(own) >= 0.6 * len(own)
 
     # Every frame is accounted for: none failed or rejected, every processed one answered.

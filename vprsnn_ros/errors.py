@@ -19,3 +19,7 @@ class ModelError(VprsnnError):
 
 class ConfigError(VprsnnError):
     """Parameters or options out of range or inconsistent."""
+
+
+class ClusterError(VprsnnError):
+    """The Dask cluster (scheduler or client connection) was lost while work ran on it."""

@@ -123,10 +123,15 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         "tracking": bool(tracker.active),
     })
     column_module = place_modules(net.regions, net.n_places)[places]
-    ran = None
-    if len(one.modules_history) == len(pixels):  # in this process (a cluster does not say)
-        true_module = np.where(gt >= 0, place_modules(net.regions, net.n_places)[np.maximum(gt, 0)], -1)
-        ran = np.array([t in m for t, m in zip(true_module, one.modules_history)])
+    # Which modules each query ran: as scored here, or (a cluster scored them) as chosen here,
+    # which is the same choice: without tracking it depends on the query alone.
+    history = one.modules_history
+    if len(history) != len(pixels):
+        chosen = one.choose_modules(pixels)[0]
+        history = np.broadcast_to(np.arange(net.n_modules) if chosen is None else chosen,
+                                  (len(pixels), net.n_modules if chosen is None else np.shape(chosen)[-1]))
+    true_module = np.where(gt >= 0, place_modules(net.regions, net.n_places)[np.maximum(gt, 0)], -1)
+    ran = np.array([t in m for t, m in zip(true_module, history)])
     report["where_loss"] = {"snn": where_the_loss_is(S, gt_local, column_module, ran),
                             "templates": _templates_first(net, pixels, modules, gt, threshold)}
     if net.reference_pixels is not None:

@@ -63,7 +63,9 @@ def replay_evaluate(model: str | Path, bag: str | Path, report_dir: str | Path, 
         evaluator = _node("evaluator", {"bag": str(bag), **sampling, "model": str(model),
                                         "sequence_length": sequence_length,
                                         "sequence_matcher": sequence_matcher, "readout": readout or "",
-                                        "report_dir": str(report_dir)}, logs["evaluator"])
+                                        "hyperactive_threshold": -1 if threshold is None else threshold,
+                                        "preselect_k": preselect_k, "report_dir": str(report_dir)},
+                      logs["evaluator"])
         player = _node("bag_player", {"bag": str(bag), **sampling, "mode": mode,
                                       "rate_factor": rate_factor, "min_subscribers": 2,
                                       "start_signal": "/vprsnn_evaluator/ready"}, logs["player"])

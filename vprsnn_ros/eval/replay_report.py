@@ -36,12 +36,15 @@ from vprsnn_ros.snn.sequence import check_matcher
 
 def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered: Sequence[int], *,
                   sequence_length: int = 1, sequence_matcher: str = "diagonal",
-                  readout: str | None = None) -> dict:
+                  readout: str | None = None, threshold: int | None = None,
+                  preselect_k: int | None = None) -> dict:
     """Profile, readout, matcher, the confidence rule's fields and the SAD baseline of a replay.
 
     ``images``: every frame the player publishes, in order (raw, as in the
     bag); ``answered``: the frames the localizer answered (frame k = place k).
-    ``readout``: the localizer's readout (None: the model's profile). The
+    ``readout``, ``threshold`` and ``preselect_k``: the localizer's overrides
+    (None: the model's), recorded as :func:`vprsnn_ros.eval.evaluation.evaluate`
+    records them (T, and the modules each member runs per frame). The
     baseline runs its sequence matcher over all frames, then keeps the
     answered ones, as the network's report does.
     """
@@ -53,9 +56,17 @@ def replay_extras(model_dir: str | Path, images: Sequence[np.ndarray], answered:
     readout = check_readout(profile.readout if readout is None else readout)
     config = NetworkConfig.from_dict(meta["config"])
     rule = ConfidenceRule.for_setup(config, readout, sequence_matcher, sequence_length, len(members))
-    column_module = place_modules(load_regions(store), int(meta["places"]["count"]))
+    regions = load_regions(store)
+    column_module = place_modules(regions, int(meta["places"]["count"]))
+    ks = []
+    for member in members:
+        member_meta = ModelStore.open(member).meta
+        k = int(member_meta.get("preselect_k", 0)) if preselect_k is None else int(preselect_k)
+        ks.append(len(regions) if k <= 0 or k >= len(regions) else k)
     out: dict = {"profile": profile.to_dict(), "readout": readout, "sequence_matcher": sequence_matcher,
-                 **rule.report_fields(), "column_module": column_module}
+                 "hyperactive_threshold": int(meta.get("hyperactive_threshold", 0) if threshold is None
+                                              else threshold),
+                 "preselect_k": ks, **rule.report_fields(), "column_module": column_module}
     if not store.has_part("reference_pixels"):
         out["baseline"] = None
         out["baseline_note"] = "the model stores no reference pixels (trained before they were kept)"
@@ -94,7 +105,8 @@ def worst_match_rows(stamps: Sequence[int], scored: dict, rule: ConfidenceRule,
 def write_replay_report(out: Path, *, model: str, bag: str, names: Sequence[str], stamps: Sequence[int],
                         images: Sequence[np.ndarray], scored: dict, seen: dict, frames_played: int | None,
                         sequence_length: int = 1, sequence_matcher: str = "diagonal",
-                        readout: str | None = None) -> dict:
+                        readout: str | None = None, threshold: int | None = None,
+                        preselect_k: int | None = None) -> dict:
     """Write a replay's report from the localizer's stamped scores; returns ``report.json``'s content.
 
     ``scored[stamp] = (arrival time, scores)``, ``seen[stamp] = time the frame
@@ -114,7 +126,8 @@ def write_replay_report(out: Path, *, model: str, bag: str, names: Sequence[str]
     gt = np.asarray(answered)
     S = np.where(np.isfinite(S), S, -np.inf)
     extras = replay_extras(model, images, answered, sequence_length=sequence_length,
-                           sequence_matcher=sequence_matcher, readout=readout)
+                           sequence_matcher=sequence_matcher, readout=readout, threshold=threshold,
+                           preselect_k=preselect_k)
     rule = ConfidenceRule.from_report(extras)
     confidence = rule(S)
     report = evaluate_scores(S, gt, confidence=confidence)

@@ -51,6 +51,8 @@ class Evaluator(Node):
         self.declare_parameter("sequence_matcher", "diagonal",
                                d(description="the localizer's sequence matcher (diagonal or seqslam)"))
         self.declare_parameter("readout", "", d(description="the localizer's readout ('' = the model's profile)"))
+        self.declare_parameter("hyperactive_threshold", -1, d(description="the localizer's T (-1 = the model's)"))
+        self.declare_parameter("preselect_k", -1, d(description="the localizer's K (-1 = the model's, 0 = all)"))
         self.declare_parameter("report_dir", "replay_report", d(description="where the report is written"))
         self.declare_parameter("scores_topic", "/vprsnn_localizer/scores", d(description="stamped scores"))
         self.declare_parameter("done_topic", "/vprsnn_bag_player/done", d(description="end of the replay"))
@@ -116,7 +118,9 @@ class Evaluator(Node):
             stamps=[int(s) for s in frames.stamps_ns], images=frames.images, scored=self.scored,
             seen=self.seen, frames_played=self.done_count,
             sequence_length=int(self._get("sequence_length")),
-            sequence_matcher=self._get("sequence_matcher"), readout=self._get("readout") or None)
+            sequence_matcher=self._get("sequence_matcher"), readout=self._get("readout") or None,
+            threshold=None if self._get("hyperactive_threshold") < 0 else self._get("hyperactive_threshold"),
+            preselect_k=None if self._get("preselect_k") < 0 else self._get("preselect_k"))
         self.get_logger().info(f"report written to {out}: R@1 {report['recall']['1']:.3f}, "
                                f"{report['frames_dropped']} dropped")
         return report

@@ -63,6 +63,8 @@ from vprsnn_ros.nodes.localizer_params import (
 )
 from vprsnn_ros.nodes.relocalize import Relocalizer, RelocalizeSettings, pose_problem
 from vprsnn_ros.nodes.ros_params import declare, descriptor
+from vprsnn_ros.snn.readout import check_readout
+from vprsnn_ros.snn.sequence import check_matcher
 from vprsnn_ros.snn.threads import set_limit
 
 SCORES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=100,
@@ -294,23 +296,33 @@ class LocalizerNode(LifecycleNode):
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
+        """Apply new settings all at once, or refuse them all with the reason (nothing changes)."""
         relocalize = {p.name: p.value for p in params if p.name in RELOCALIZE_SETTINGS}
-        if relocalize:
+        changes = {p.name: p.value for p in params if p.name in LOCALIZER_SETTINGS}
+        with self._lock:
             try:
-                settings = self._relocalize_settings(**relocalize)
-                loc = self.localizer
-                problem = loc is not None and pose_problem(settings.mode, loc.members[0].place_poses is not None,
-                                                           self._model_path)
-                if problem:
-                    raise ConfigError(problem)
+                settings = None
+                if relocalize:
+                    settings = self._relocalize_settings(**relocalize)
+                    loc = self.localizer
+                    problem = loc is not None and pose_problem(
+                        settings.mode, loc.members[0].place_poses is not None, self._model_path)
+                    if problem:
+                        raise ConfigError(problem)
+                fresh = None
+                if changes:
+                    kwargs = self._settings(**changes)
+                    check_matcher(kwargs["sequence_matcher"])
+                    if kwargs["readout"] is not None:
+                        check_readout(kwargs["readout"])
+                    if self.localizer is not None:  # unconfigured: the values are read at configure
+                        fresh = Localizer(self.localizer.members, **kwargs)
             except VprsnnError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-            self.relocalizer.configure(settings)
-        changes = {p.name: p.value for p in params if p.name in LOCALIZER_SETTINGS}
-        if changes:
-            with self._lock:
-                if self.localizer is not None:  # unconfigured: the values are read at configure
-                    self.localizer = Localizer(self.localizer.members, **self._settings(**changes))
+            if settings is not None:
+                self.relocalizer.configure(settings)
+            if fresh is not None:
+                self.localizer = fresh
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ frames
@@ -343,6 +355,9 @@ class LocalizerNode(LifecycleNode):
                 with self._lock:
                     self.stats.failed += 1
                 self.get_logger().error(f"unexpected error on a frame: {exc!r}", throttle_duration_sec=5.0)
+            finally:
+                # Hold nothing between frames: a cleanup must be able to free the model.
+                msg = localizer = thumbnails = None
 
     def _process(self, localizer: Localizer, thumbnails: np.ndarray | None, msg, compressed: bool) -> None:
         started = time.perf_counter()

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from vprsnn_ros.errors import ConfigError
+from vprsnn_ros.errors import ClusterError, ConfigError
 
 _LOCAL = re.compile(r"local(?::(\d+))?")
 _ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
@@ -61,9 +61,9 @@ class DaskRunner:
         """Start or reach the cluster named by ``spec``; ConfigError with one line if that fails."""
         spec = spec.strip()
         distributed = _distributed()
-        # Dask logs each failed connection attempt and worker restart at WARNING; the
-        # command reports a failure itself, in one line.
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # Dask logs each failed connection attempt and worker restart at WARNING, and a lost
+        # scheduler as an ERROR with its traceback; the command reports a failure itself, in one line.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         local = _LOCAL.fullmatch(spec)
         if local:
             n = int(local.group(1)) if local.group(1) else (os.cpu_count() or 1)
@@ -151,12 +151,32 @@ class DaskRunner:
     def __enter__(self) -> "DaskRunner":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        lost = exc is not None and _cluster_lost(exc)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a lost cluster may not close cleanly; the error below says why
+            if not lost:
+                raise
+        if lost:
+            # One line instead of Dask's traceback; what was saved so far is kept for --resume.
+            raise ClusterError(f"the Dask cluster {self.spec} was lost while work ran on it "
+                               f"({type(exc).__name__}: {_first_line(exc) or 'no detail'}); what was finished "
+                               f"is saved: run again with --resume") from None
 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _cluster_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the scheduler or the connection to it is gone (not a task's own error)."""
+    import concurrent.futures
+
+    distributed = _distributed()
+    lost = (concurrent.futures.CancelledError, distributed.comm.core.CommClosedError,
+            distributed.client.TimeoutError)
+    return isinstance(exc, lost) or type(exc).__name__ in ("FuturesCancelledError", "ClosedClientError")
 
 
 class EpochEvent:
