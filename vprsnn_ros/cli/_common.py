@@ -86,3 +86,13 @@ def traverse(source: str, args: argparse.Namespace, size: tuple[int, int], patch
                          every=args.every, every_seconds=args.every_seconds,
                          every_metres=args.every_metres, limit=args.limit, topic=args.topic,
                          pose_topic=args.pose_topic, desc=desc, strict=args.strict, **poses)
+
+
+def check_scoring_options(args: argparse.Namespace) -> None:
+    """The scoring overrides that evaluate and replay-eval share: sequence length, T and K."""
+    if args.sequence_length < 1:
+        raise ConfigError("--sequence-length must be >= 1")
+    if args.threshold is not None and args.threshold < 0:
+        raise ConfigError("--threshold must be >= 0 (0 = no masking)")
+    if args.preselect is not None and args.preselect < 0:
+        raise ConfigError("--preselect must be >= 0 (0 = every module)")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vprsnn_ros.cli._common import add_cluster_options, add_place_options, cluster_runner, progress_bar, traverse
+from vprsnn_ros.cli._common import (
+    add_cluster_options,
+    add_place_options,
+    check_scoring_options,
+    cluster_runner,
+    progress_bar,
+    traverse,
+)
 from vprsnn_ros.errors import ConfigError, DataError
 from vprsnn_ros.snn.readout import READOUTS
 from vprsnn_ros.snn.sequence import SEQUENCE_MATCHERS
@@ -36,12 +43,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from vprsnn_ros.model.ensemble import load_model
 
-    if args.sequence_length < 1:
-        raise ConfigError("--sequence-length must be >= 1")
-    if args.threshold is not None and args.threshold < 0:
-        raise ConfigError("--threshold must be >= 0 (0 = no masking)")
-    if args.preselect is not None and args.preselect < 0:
-        raise ConfigError("--preselect must be >= 0 (0 = every module)")
+    check_scoring_options(args)
     if args.tolerance < 0:
         raise ConfigError("--tolerance must be >= 0")
     report_dir = Path(args.report)

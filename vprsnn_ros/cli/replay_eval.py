@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vprsnn_ros.cli._common import check_scoring_options
 from vprsnn_ros.errors import ConfigError
 from vprsnn_ros.snn.readout import READOUTS
 from vprsnn_ros.snn.sequence import SEQUENCE_MATCHERS
@@ -35,12 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rate_factor <= 0:
         raise ConfigError("--rate-factor must be > 0")
-    if args.sequence_length < 1:
-        raise ConfigError("--sequence-length must be >= 1")
-    if args.threshold is not None and args.threshold < 0:
-        raise ConfigError("--threshold must be >= 0 (0 = no masking)")
-    if args.preselect is not None and args.preselect < 0:
-        raise ConfigError("--preselect must be >= 0 (0 = every module)")
+    check_scoring_options(args)
     report = replay_evaluate(args.model, args.bag, args.report, topic=args.topic, mode=args.mode,
                              rate_factor=args.rate_factor, sequence_length=args.sequence_length,
                              sequence_matcher=args.sequence_matcher,
