@@ -201,7 +201,7 @@ BAD_TRAIN = {
 
 
 # The fast subset (-m "not slow") runs one case of each kind; the full suite runs them all.
-FAST_CASES = {"reference-missing", "corrupt-image", "two-references-different-counts", "epochs-0",
+FAST_CASES = {"reference-missing", "corrupt-image", "epochs-0",
               "module-byte-flipped", "manifest-invalid-yaml", "config-value-wrong-type"}
 
 
@@ -236,6 +236,7 @@ def test_train_different_reference_counts_message_fits_train(tmp_path, route, ba
     assert "--ground-truth" not in line, line
 
 
+@pytest.mark.slow  # one more case: the fast subset has one of its kind
 def test_train_argparse_type_error_exits_2_without_traceback(tmp_path, route, bad_input):
     ref, _ = route
     out = tmp_path / "out"
@@ -245,6 +246,7 @@ def test_train_argparse_type_error_exits_2_without_traceback(tmp_path, route, ba
     bad_input(proc, "--epochs", "many", prefix="vprsnn train: error:", usage=True)
 
 
+@pytest.mark.slow  # one more case: the fast subset has one of its kind
 def test_train_bad_epoch_checkpoints_is_one_line_error(tmp_path, route, bad_input):
     """--epoch-checkpoints takes E1,E2,...: a non-integer is a user error, not a crash."""
     ref, _ = route
@@ -280,6 +282,7 @@ def test_train_resume_of_finished_model_does_not_retrain(tmp_path, route, traine
     assert load_yaml(model / "model.yaml")["complete"] is True
 
 
+@pytest.mark.slow  # one more case: the fast subset has one of its kind
 def test_train_resume_with_other_options_fails(tmp_path, route, trained, bad_input):
     ref, _ = route
     model = copy_model(trained[0], tmp_path / "model")
@@ -380,6 +383,7 @@ def test_evaluate_query_count_differs_from_model(tmp_path, route, trained, bad_i
     bad_input(proc, "--ground-truth", "12", "8")
 
 
+@pytest.mark.slow  # one more case: the fast subset has one of its kind
 def test_evaluate_invalid_sequence_length_is_one_line_error(tmp_path, route, trained, bad_input):
     _, query = route
     bad_input.watch(tmp_path, trained[0])
@@ -388,6 +392,7 @@ def test_evaluate_invalid_sequence_length_is_one_line_error(tmp_path, route, tra
     bad_input(proc, "--sequence-length")
 
 
+@pytest.mark.slow  # one more case: the fast subset has one of its kind
 def test_evaluate_report_path_is_a_file_is_one_line_error(tmp_path, route, trained, bad_input):
     _, query = route
     report = tmp_path / "report_file"
@@ -454,6 +459,7 @@ def test_evaluate_prints_recall_table(evaluated):
     assert "PR-AUC" in proc.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_tolerance_recall_at_least_exact(tmp_path, route, trained):
     _, query = route
     proc = run_cli(["evaluate", "--model", trained[0], "--query", query, "--report", tmp_path / "rep",
@@ -467,6 +473,7 @@ def test_evaluate_tolerance_recall_at_least_exact(tmp_path, route, trained):
     assert "R@N+-" in proc.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_sequence_length_3(tmp_path, route, trained):
     _, query = route
     proc = run_cli(["evaluate", "--model", trained[0], "--query", query, "--report", tmp_path / "rep",
@@ -573,6 +580,7 @@ def test_demo(tmp_path):
     assert list(report["recall"]) == RECALL_NS
 
 
+@pytest.mark.slow
 def test_console_script(tmp_path, deps, bad_input):
     script = Path(sys.executable).parent / "vprsnn"
     if not script.exists():  # pip install -e . puts it there, as CI does

@@ -225,6 +225,7 @@ def test_client_killed_then_resume_gives_the_same_model(route, in_process, sched
 
 
 @pytest.mark.requires("distributed")
+@pytest.mark.slow  # a CLI run that waits for its 1 s connection timeout
 def test_scheduler_that_does_not_answer_is_one_error_line(route, tmp_path, bad_input):
     _, ref, _ = route
     with socket.socket() as s:  # a port nobody listens on

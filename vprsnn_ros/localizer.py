@@ -99,7 +99,7 @@ class Localizer:
         """Run the kernels once so that the first real frame is not late (JIT load)."""
         cfg = self.config
         blank = np.zeros((cfg.image_height, cfg.image_width), np.uint8)
-        self.frame_scores(blank, frame_id=0)
+        self.scorer.warm_up(preprocess(blank, cfg.image_size, cfg.patch).reshape(1, -1))
 
     def frame_scores(self, image: np.ndarray, frame_id: int) -> np.ndarray:
         """Ensemble-summed place scores (n_places,) of one frame, before sequence matching."""

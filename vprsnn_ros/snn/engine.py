@@ -32,6 +32,8 @@ from vprsnn_ros.snn.kernels import modules as module_kernels
 from vprsnn_ros.snn.layout import DelayLayout
 from vprsnn_ros.snn.params import steps
 
+# Below this many modules per query (every network), the module engine runs them.
+MAX_MODULES = module_kernels.MAX_MODULES
 # Repeated query presentations run on streams this far apart (reference streams are 1 << 40).
 REPEAT_STREAM = 1 << 50
 
@@ -116,7 +118,7 @@ def spike_counts(nets: Sequence, rates_hz: np.ndarray, query_ids: np.ndarray,
     n_present = steps(cfg.params.present_ms, cfg.dt)
     packed = cfg.packed(learning=False)
     slots = [ws.slot_t(net) for net in nets]
-    if all(m is not None and np.shape(m)[-1] < module_kernels.MAX_MODULES for m in modules):
+    if all(m is not None and np.shape(m)[-1] < MAX_MODULES for m in modules):
         # A few pre-selected modules per query: one module per job, no empty lanes.
         ks = [np.shape(m)[-1] for m in modules]
         chosen = np.full((len(nets), len(rates), max(ks)), -1, np.int64)  # -1: no module, counts 0

@@ -139,6 +139,24 @@ class Scorer:
             self.modules_history.extend(self.last_modules[0])
         return total
 
+    def warm_up(self, pixels: np.ndarray) -> None:
+        """Load every kernel and allocate every buffer a frame may need, on one preprocessed frame.
+
+        Besides the usual path, a later frame may run more modules (tracking adds
+        the sequence's) and so the other engine, on another thread count: doing
+        it all now keeps compilation and allocation out of the stream (a frame
+        is not late, and memory does not grow after start-up).
+        """
+        pixels = np.atleast_2d(pixels)[:1]
+        self.scores(pixels, [0])
+        rates = self.members[0].config.input_rates(pixels)
+        for k in sorted({1, engine.MAX_MODULES}):
+            modules = [np.arange(min(k, net.n_modules))[None] for net in self.members]
+            for n in sorted({1, threads_for(1 << 20)}):
+                with numba_threads(n):
+                    engine.spike_counts(self.members, rates, np.zeros(1, np.int64), modules,
+                                        workspace=self.workspace)
+
     def scores_in_batches(self, pixels: np.ndarray, batch: int = 32,
                           progress: Callable[[int, int], None] | None = None,
                           first_id: int = 0) -> np.ndarray:
