@@ -61,6 +61,7 @@ from vprsnn_ros.nodes.localizer_params import (
     localizer_settings,
     relocalize_settings,
 )
+from vprsnn_ros.nodes.memory import release_freed_memory
 from vprsnn_ros.nodes.relocalize import Relocalizer, RelocalizeSettings, pose_problem
 from vprsnn_ros.nodes.ros_params import declare, descriptor
 from vprsnn_ros.snn.readout import check_readout
@@ -245,6 +246,7 @@ class LocalizerNode(LifecycleNode):
                 self._diagnostics_timer = None
             with self._lock:
                 self.localizer, self.thumbnails = None, None
+        release_freed_memory()
 
     # ------------------------------------------------------------------ model
 
@@ -281,8 +283,9 @@ class LocalizerNode(LifecycleNode):
             response.message = f"reload failed, keeping {self._model_path}: {exc}"
             self.get_logger().error(response.message)
             return response
-        with self._lock:
+        with self._busy, self._lock:  # not while a frame still uses the old model
             self.localizer, self.thumbnails = fresh, thumbnails
+        release_freed_memory()  # the old model's memory, so that reloads do not grow the node
         self.relocalizer.configure(relocalize)
         self.relocalizer.reset()
         self._publish_places(fresh)  # dropped by the lifecycle publisher unless active
