@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ def test_sigint_during_the_import_exits_130_without_a_traceback(tmp_path):
             f"sys.exit(_run('slow_node', 'localizer'))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "importing"  # the node module is being imported
+        ready, _, _ = select.select([proc.stdout], [], [], 60)  # never wait forever on the pipe
+        assert ready and proc.stdout.readline().strip() == "importing"  # the node module is being imported
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
