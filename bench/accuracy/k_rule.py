@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from bench.common import cpu_line, load_nordland
 from vprsnn_ros.eval.evaluation import evaluate
 from vprsnn_ros.model.ensemble import load_model
