@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import re
 import resource
+import subprocess
 import sys
 import time
 
@@ -62,6 +63,8 @@ from vprsnn_ros.snn.module_training import _fresh_state, fresh_state
 from vprsnn_ros.snn.network import DelayLayout, NetworkConfig, initial_weights, make_delays
 from vprsnn_ros.snn.params import pack, steps
 from vprsnn_ros.snn.reference import simulate_reference
+from vprsnn_ros.snn.threads import numba_threads
+from vprsnn_ros.snn.tracking import Tracker
 
 TRAINING_ROWS = {"first": "training first epoch", "steady": "training steady (epochs 6-10)",
                  "reference": "training NumPy reference"}
@@ -113,7 +116,7 @@ def bench_training(cfg: NetworkConfig, pixels: np.ndarray, repeats: int) -> dict
 
 
 def bench_queries(cfg: NetworkConfig, pixels: np.ndarray, n_modules: int, ks: list[int],
-                  ensemble: int, repeats: int) -> dict[str, float]:
+                  ensemble: int, repeats: int, tracking: int = 10) -> dict[str, float]:
     """Seconds per query (pixels -> rates -> counts -> scores), one image at a time, for each path.
 
     Every path but the scalar one runs through a :class:`~vprsnn_ros.snn.inference.Scorer`,
@@ -163,11 +166,41 @@ def bench_queries(cfg: NetworkConfig, pixels: np.ndarray, n_modules: int, ks: li
                 runs[f"ensemble {ensemble} K={k}"] = lambda k=k: scored(ensemble, k)
                 if k < module_engine.MAX_MODULES:
                     runs[f"ensemble {ensemble} K={k} lanes"] = in_lane_groups(lambda k=k: scored(ensemble, k))
+    trackers = {}
+    if tracking > 1:
+        for k in ks:
+            if k < n_modules:
+                trackers[f"tracking L={tracking} K={k}"] = Tracker(Scorer([net], preselect_k=k), tracking)
+                if ensemble > 1:
+                    trackers[f"ensemble {ensemble} tracking L={tracking} K={k}"] = Tracker(
+                        Scorer(members, preselect_k=k), tracking)
+    def track(tracker: Tracker) -> None:
+        # Consecutive frames, as a robot sees them: the sequence hypotheses add their modules.
+        q, _, u = frame()
+        tracker.step(u, q)
+
+    for name, tracker in trackers.items():
+        runs[name] = lambda tracker=tracker: track(tracker)
     for fn in runs.values():  # compile / load from cache
         fn()
+    for tracker in trackers.values():
+        for _ in range(2 * tracking):  # a full sequence history first
+            track(tracker)
     out = {}
     for name, fn in runs.items():
         out[name] = median_time(fn, max(1, repeats // 3) if name == "scalar" else repeats)
+    for k in ks:
+        if k < n_modules:
+            # A robot's cores are shared: K = k on one thread, idle and beside a busy process.
+            with numba_threads(1):
+                out[f"K={k} one thread"] = median_time(lambda k=k: scored(1, k), repeats)
+            busy = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+            try:
+                time.sleep(0.3)
+                out[f"K={k} beside 1 busy process"] = median_time(lambda k=k: scored(1, k), repeats)
+            finally:
+                busy.kill()
+                busy.wait(10)
     return out
 
 
@@ -202,6 +235,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--dt", type=float, default=0.5)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--tracking", type=int, default=10, metavar="L",
+                    help="also time tracking with sequences of L frames (1 = not)")
     ap.add_argument("--baseline", metavar="REV", help="also run REV's own speed bench (git worktree) and compare")
     ap.add_argument("--json", action="store_true", help="print the rows as one JSON object")
     args = ap.parse_args()
@@ -219,7 +254,7 @@ def main() -> int:
               f"steady/reference {t['reference'] / t['steady']:6.0f}x", file=out, flush=True)
         rows += [row(TRAINING_ROWS[k], t[k]) for k in ("first", "steady", "reference")]
     for m in args.modules:
-        t = bench_queries(cfg, pixels, m, args.preselect, args.ensemble, args.repeats)
+        t = bench_queries(cfg, pixels, m, args.preselect, args.ensemble, args.repeats, args.tracking)
         for name, seconds in t.items():
             print(f"query M={m:<4d} {name:<24s} {1 / seconds:8.2f} Hz  {1e3 * seconds:8.2f} ms   "
                   f"x{t['full'] / seconds:6.2f} vs full network", file=out, flush=True)
