@@ -55,7 +55,8 @@ def baseline_report(query: np.ndarray, reference: np.ndarray, gt: np.ndarray, *,
                     places: np.ndarray | None = None, rows: np.ndarray | None = None,
                     sequence_length: int = 1,
                     sequence_matcher: str = "diagonal", tolerance: int = 0,
-                    column_module: np.ndarray | None = None) -> dict:
+                    column_module: np.ndarray | None = None,
+                    snn_ran: np.ndarray | None = None) -> dict:
     """SAD metrics on the same queries, places, ground truth and sequence matcher as the network.
 
     ``places``: the reference places that compete (columns kept, in order;
@@ -64,7 +65,9 @@ def baseline_report(query: np.ndarray, reference: np.ndarray, gt: np.ndarray, *,
     ``gt`` is then one per kept query). Returns the metric keys of :func:`~vprsnn_ros.eval.metrics.evaluate_scores`
     plus ``method``, ``sequence_length``, ``sequence_matcher`` and ``seconds``, and with
     ``column_module`` (the module of each kept column) ``where_loss``
-    (:func:`vprsnn_ros.eval.loss.where_the_loss_is`).
+    (:func:`vprsnn_ros.eval.loss.where_the_loss_is`); with ``snn_ran`` (the queries whose
+    true module the SNN ran) also SAD's R@1 given the true module on those queries alone,
+    the like-for-like comparison when pre-selection ran only some modules.
     """
     from vprsnn_ros.eval.metrics import evaluate_scores
     from vprsnn_ros.snn.sequence import match_sequences
@@ -84,4 +87,7 @@ def baseline_report(query: np.ndarray, reference: np.ndarray, gt: np.ndarray, *,
         from vprsnn_ros.eval.loss import where_the_loss_is
 
         report["where_loss"] = where_the_loss_is(S, gt, np.asarray(column_module))
+        if snn_ran is not None:
+            same = where_the_loss_is(S, gt, np.asarray(column_module), snn_ran)
+            report["where_loss"]["recall_at_1_given_module_where_snn_ran"] = same["recall_at_1_given_module"]
     return report

@@ -138,7 +138,8 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         report["baseline"] = baseline_report(pixels, net.reference_pixels, gt_local, places=places,
                                              sequence_length=sequence_length,
                                              sequence_matcher=sequence_matcher, tolerance=tolerance,
-                                             column_module=column_module)
+                                             column_module=column_module,
+                                             snn_ran=None if bool(np.all(ran)) else ran)
         report["where_loss"]["sad"] = report["baseline"].pop("where_loss")
     else:
         report["baseline"] = None

@@ -87,4 +87,6 @@ def format_where_loss(where: dict) -> str:
         line += f" (on the {f(snn['true_module_run'])} of queries whose true module ran)"
     if sad:
         line += f", SAD {f(sad.get('recall_at_1_given_module'))}"
+        if "recall_at_1_given_module_where_snn_ran" in sad:
+            line += f" (SAD on the same queries {f(sad['recall_at_1_given_module_where_snn_ran'])})"
     return line
