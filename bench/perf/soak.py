@@ -190,6 +190,7 @@ def run(args) -> dict:
         away_at = start + args.reload_every / 2
         next_minute = start + 60.0
         last = {"sent": 0, "answers": 0}
+        final_row = False  # the last, partial minute is written once
         while time.monotonic() < end:
             now = time.monotonic()
             if away_at is not None and now >= away_at:
@@ -207,7 +208,9 @@ def run(args) -> dict:
             if now >= next_reload:
                 next_reload += args.reload_every
                 reloads.append({**driver.reload(), "kind": "scheduled"})
-            if now >= next_minute or time.monotonic() + 0.2 >= end:
+            last_row = time.monotonic() + 0.2 >= end and not final_row
+            if now >= next_minute or last_row:
+                final_row = final_row or last_row
                 next_minute += 60.0
                 with driver.lock:
                     lat = [s for t, s in driver.latencies if t >= now - 60.0]
