@@ -43,11 +43,20 @@ def main(argv: list[str] | None = None) -> int:
             set_limit(args.threads)
         return args.func(args)
     except VprsnnError as exc:
+        _close_progress_bars()
         print(f"vprsnn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("vprsnn: interrupted", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """End any progress bar still drawn, so that the error line stands on a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ class DaskRunner:
     in_process = False
 
     def __init__(self, client: Any, spec: str, local_cluster: Any = None) -> None:
+        _quiet_dask_logs()  # again: loggers the client created while connecting
         self.client = client
         self.spec = spec
         self._local = local_cluster
@@ -61,9 +62,7 @@ class DaskRunner:
         """Start or reach the cluster named by ``spec``; ConfigError with one line if that fails."""
         spec = spec.strip()
         distributed = _distributed()
-        # Dask logs each failed connection attempt and worker restart at WARNING, and a lost
-        # scheduler as an ERROR with its traceback; the command reports a failure itself, in one line.
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        _quiet_dask_logs()
         local = _LOCAL.fullmatch(spec)
         if local:
             n = int(local.group(1)) if local.group(1) else (os.cpu_count() or 1)
@@ -167,6 +166,16 @@ class DaskRunner:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _quiet_dask_logs() -> None:
+    """Dask logs each failed connection attempt and worker restart at WARNING, and a lost
+    scheduler as an ERROR with its traceback; the command reports a failure itself, in one
+    line. Dask's logging configuration gives some of its loggers levels of their own
+    (``distributed.client`` among them), so each is set, not only the parent."""
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] == "distributed"]
+    for name in ["distributed", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _cluster_lost(exc: BaseException) -> bool:
