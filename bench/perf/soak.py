@@ -190,10 +190,11 @@ def run(args) -> dict:
         away_at = start + args.reload_every / 2
         next_minute = start + 60.0
         last = {"sent": 0, "answers": 0}
-        final_row = False  # the last, partial minute is written once
-        while time.monotonic() < end:
+        last_row_at = start
+        while True:
             now = time.monotonic()
-            if away_at is not None and now >= away_at:
+            done = now >= end  # checked once per pass: the last row is written exactly once
+            if not done and away_at is not None and now >= away_at:
                 away_at = None
                 moved = model.with_name(model.name + ".away")
                 os.rename(model, moved)
@@ -205,13 +206,14 @@ def run(args) -> dict:
                 finally:
                     os.rename(moved, model)
                 reloads.append(r)
-            if now >= next_reload:
+            if not done and now >= next_reload:
                 next_reload += args.reload_every
                 reloads.append({**driver.reload(), "kind": "scheduled"})
-            last_row = time.monotonic() + 0.2 >= end and not final_row
-            if now >= next_minute or last_row:
-                final_row = final_row or last_row
-                next_minute += 60.0
+            # A row per minute, and one for the last part of the run unless it is under a second.
+            if now >= next_minute or (done and now - last_row_at > 1.0):
+                if now >= next_minute:
+                    next_minute += 60.0
+                last_row_at = now
                 with driver.lock:
                     lat = [s for t, s in driver.latencies if t >= now - 60.0]
                     diag = dict(driver.diagnostics)
@@ -228,6 +230,8 @@ def run(args) -> dict:
                 })
                 last = {"sent": sent, "answers": answers}
                 print(_minute_line(minutes[-1]), flush=True)
+            if done:
+                break
             time.sleep(0.05)
         driver.publishing = False
         time.sleep(1.0)
