@@ -96,12 +96,12 @@ def nordland_places(traverse: str, places: int, every: int = 1):
     return dataset.load_place_list(NORDLAND / traverse, exclude=dark).subset(range(0, places * every, every))
 
 
-def load_nordland(places: int, every: int = 1) -> tuple[list[str], np.ndarray, np.ndarray]:
+def load_nordland(places: int, every: int = 1, patch: int = 7) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Names and preprocessed pixels of reference (summer) and query (winter), dark places excluded."""
     from vprsnn_ros.io import dataset  # noqa: PLC0415
 
     ref, qry = nordland_places("summer", places, every), nordland_places("winter", places, every)
-    return ref.names, dataset.load_images(ref.paths), dataset.load_images(qry.paths)
+    return ref.names, dataset.load_images(ref.paths, patch=patch), dataset.load_images(qry.paths, patch=patch)
 
 
 def images(n: int, synthetic_seed: int = 0) -> np.ndarray:

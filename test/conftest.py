@@ -1,4 +1,5 @@
 """What the whole test suite shares: markers, dependency checks, ROS domain ids, the
+factories of localizer node processes and ROS clients (test/ros_harness.py), the
 bad-input check and the session's tiny trained models.
 
 Markers (declared in setup.cfg, ``--strict-markers``):
@@ -37,9 +38,13 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:  # the fixtures import it (and with it rclpy) only when a test asks for them
+    from ros_harness import NodeProcess, RosClient
 
 REPO = Path(__file__).resolve().parents[1]
 NORDLAND = Path(os.environ.get("VPRSNN_NORDLAND") or REPO.parent / "shared" / "data" / "nordland")
@@ -207,6 +212,58 @@ def ros_domain(ros_domains: RosDomains, monkeypatch: pytest.MonkeyPatch) -> int:
 
 
 # --------------------------------------------------------------------------
+# localizer nodes over DDS (ros_harness): nothing a test starts outlives it
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def localhost_only():
+    """This process's own DDS participants stay on the loopback too, for a module's tests
+    (``pytest.mark.usefixtures("localhost_only")``): rclpy reads the variable at init."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        yield
+
+
+@pytest.fixture
+def start_node():
+    """Factory: ``start_node(domain, model, params, **options)`` starts a localizer node process
+    (:class:`ros_harness.NodeProcess`, options are its keyword arguments); each one still
+    running at the end of the test is stopped (SIGKILL after 5 s)."""
+    from ros_harness import NodeProcess
+
+    started: list[NodeProcess] = []
+
+    def start(*args, **kwargs) -> NodeProcess:
+        node = NodeProcess(*args, **kwargs)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        if node.alive():
+            node.stop(timeout=5.0)
+
+
+@pytest.fixture
+def client_factory():
+    """Factory: ``client_factory(domain, client_class=RosClient, **options)`` makes this process's
+    ROS side on ``domain`` (:class:`ros_harness.RosClient` or a test file's subclass); each one
+    is closed at the end of the test."""
+    from ros_harness import RosClient
+
+    clients: list[RosClient] = []
+
+    def make(*args, client_class: type[RosClient] = RosClient, **kwargs) -> RosClient:
+        client = client_class(*args, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+# --------------------------------------------------------------------------
 # bad input: exit 2, one line naming the problem, the output location untouched
 # --------------------------------------------------------------------------
 
@@ -343,6 +400,29 @@ def model16_tuned(route16: Route, tmp_path_factory: pytest.TempPathFactory):
     from vprsnn_ros.snn.profiles import TUNED
 
     yield from _read_only(_train16(route16, tmp_path_factory.mktemp("model16") / "tuned", profile=TUNED))
+
+
+@pytest.fixture(scope="session")
+def ensemble16(route16: Route, tmp_path_factory: pytest.TempPathFactory):
+    """Two seeds (0, 1) of model16's network trained with the tuned profile (z-score readout,
+    4 modules each) and their ensemble manifest: what test_paths_node*.py run.
+
+    Queried at the trained inhibition (``query_inhibition`` 1, not tuned's 0.25): with a
+    quarter of the inhibition every neuron of these 40-neuron modules fires equally often on
+    every reference image, so the hyperactivity threshold masks all of them or none, and
+    tracking recovers every module's answers at any K; the node tests that check each
+    override changes the answers could then not tell an override from none."""
+    from vprsnn_ros.model.ensemble import write_ensemble_manifest
+    from vprsnn_ros.snn.profiles import TUNED
+    from vprsnn_ros.train.training import train_network
+
+    root = tmp_path_factory.mktemp("ensemble16") / "ensemble"
+    names = [f"p{k:02d}" for k in range(N16)]
+    for seed in (0, 1):
+        train_network(config16(seed=seed), [route16.ref_pixels], names, root / f"seed_{seed}", workers=2,
+                      profile=TUNED.with_(query_inhibition=1.0))
+    write_ensemble_manifest(root, ["seed_0", "seed_1"])
+    yield from _read_only(root)
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,10 @@ readouts, the :class:`Localizer` frame by frame (every module, pre-selection of
 one module, both sequence matchers over 3 frames) and :func:`evaluate`. Trained
 arrays, T and how it was chosen are pinned; how K (pre-selection) is chosen,
 and what runs beyond K with sequences (tracking), are later features with
-settings of their own, so the inference runs name K explicitly.
+settings of their own, so the inference runs name K explicitly. Likewise switches
+adopted into ``tuned`` later (:data:`LATER_TUNED_SWITCHES`: issue 16's query-time
+inhibition) run at their values of the golden commit; ``test_profile_switches16.py``
+tests what they do.
 
 Each ARRAY is hashed with its dtype and shape (:func:`array_digest`), never a
 whole ``.npz`` file, whose zip and NumPy headers change with NumPy versions
@@ -61,6 +64,17 @@ ROUNDED = ("zscore", "confidence", "seq_scores")
 PARTS = ("network", "hyperactivity", "reference_stats", "reference_pixels")
 
 
+# Switches adopted into tuned after the golden commit, at their values of that commit: the
+# golden trainings pin the kernels and the training, and test_profile_switches16.py pins
+# what each later switch does.
+LATER_TUNED_SWITCHES = {"query_inhibition": 1.0}
+
+
+def _tuned_of_the_golden_commit(tuned):
+    later = {k: v for k, v in LATER_TUNED_SWITCHES.items() if hasattr(tuned, k)}
+    return tuned.with_(**later) if later else tuned
+
+
 def _api() -> SimpleNamespace:
     """The package functions the trainings use, from the current layout or the flat one of e790470.
 
@@ -95,7 +109,7 @@ def _api() -> SimpleNamespace:
     api = SimpleNamespace(evaluate=evaluate, preprocess_batch=preprocess_batch, make_route=make_route,
                           Localizer=Localizer, load_network=load_network, ModelStore=ModelStore,
                           rates_hz=rates_hz, NetworkConfig=NetworkConfig, train_network=train_network,
-                          profiles={"faithful": FAITHFUL, "tuned": TUNED})
+                          profiles={"faithful": FAITHFUL, "tuned": _tuned_of_the_golden_commit(TUNED)})
     for name, obj in vars(api).items():  # every function from the one checkout
         module = sys.modules[obj.__module__] if name != "profiles" else None
         assert module is None or Path(module.__file__).is_relative_to(root), (name, module)

@@ -3,10 +3,11 @@ RViz, health in ``/diagnostics`` (each test that starts a node is ``slow``: a st
 
 Each test starts the node as a subprocess (``python -m vprsnn_ros.nodes.localizer_node
 --ros-args ...``, its own process group, killed at the end) on a ROS domain of its own
-(conftest ``ros_domains``) and talks to it from an rclpy Context of this process. Frames are sent
-in lock step (the next one after the node answered the previous one, reliable QoS), so the node
-sees the same stream as an in-process :class:`~vprsnn_ros.localizer.Localizer`: what the node
-must publish is predicted exactly, offline, with the same plain logic
+(conftest ``ros_domains``) and talks to it from an rclpy Context of this process
+(``ros_harness``). Frames are sent in lock step (the next one after the node answered the
+previous one, reliable QoS), so the node sees the same stream as an in-process
+:class:`~vprsnn_ros.localizer.Localizer`: what the node must publish is predicted exactly,
+offline, with the same plain logic
 (:class:`~vprsnn_ros.nodes.relocalize.Relocalizer`). Nothing waits on fixed sleeps: every wait
 spins until a condition holds or a generous deadline passes. Counts of ``/initialpose``
 messages are settled with the node's own count (``relocalizations`` in ``/diagnostics``).
@@ -15,29 +16,17 @@ messages are settled with the node's own count (``relocalizations`` in ``/diagno
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from ros_harness import FRAME_TIMEOUT, NODE, READY_TIMEOUT, NodeProcess, RosClient, array_image, reliable_qos
 
 try:  # optional: the `ros` marker skips these tests (fails them in CI) without them
-    import rclpy
-    from builtin_interfaces.msg import Time
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from diagnostic_msgs.msg import DiagnosticStatus
     from geometry_msgs.msg import PoseWithCovarianceStamped
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-    from std_msgs.msg import Float32, Int32
     from std_srvs.srv import Trigger
     from visualization_msgs.msg import Marker, MarkerArray
 except ImportError:
@@ -54,13 +43,9 @@ from vprsnn_ros.train.training import train_network
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.requires("visualization_msgs.msg")]  # a node per test
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS_FILE = REPO / "config" / "localize.yaml"
 RVIZ_FILE = REPO / "config" / "vprsnn.rviz"
-NODE = "vprsnn_localizer"
 CAMERA = "/camera/image_raw"  # the camera topic of config/vprsnn.rviz: the node listens there
-READY_TIMEOUT = 90.0
-FRAME_TIMEOUT = 30.0
-WAIT = 20.0
+WAIT = 20.0  # connecting, a service appearing, settling: the node is already running
 N_PLACES = 16
 CONFIG16 = NetworkConfig(n_neurons=40, places_per_module=4, epochs=12, assign_presentations=16)  # = model16's
 # Relocalization in these tests: three frames within one place of each other.
@@ -70,157 +55,40 @@ DISAGREEING = [1, 10, 3, 13, 6, 15, 0, 8, 2, 11]
 
 
 # --------------------------------------------------------------------------
-# the node process and the test's ROS side
+# the test's ROS side (ros_harness: the node process, the client base)
 # --------------------------------------------------------------------------
 
-class NodeRun:
-    """The localizer in a subprocess; its output is collected by a reader thread."""
+class Client(RosClient):
+    """The harness's client plus /initialpose, ~/match, ~/places, the camera and ~/relocalize."""
 
-    def __init__(self, domain: int, model, params: dict, env: dict):
-        self.cmd = [sys.executable, "-m", "vprsnn_ros.nodes.localizer_node", "--ros-args",
-                    "--params-file", str(PARAMS_FILE), "-p", f"model_path:={model}",
-                    "-r", f"image:={CAMERA}"]
-        for name, value in params.items():
-            self.cmd += ["-p", f"{name}:={value}"]
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self.proc = subprocess.Popen(self.cmd, cwd=str(REPO), env=env, start_new_session=True,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, errors="replace")
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def output(self) -> str:
-        with self._cond:
-            return "\n".join(self.lines)
-
-    def wait_for_line(self, needle: str, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                found = next((line for line in self.lines if needle in line), None)
-                left = deadline - time.monotonic()
-                if found is not None or self._eof or left <= 0:
-                    return found
-                self._cond.wait(min(left, 0.5))
-
-    def wait_ready(self) -> None:
-        if self.wait_for_line("ready:", READY_TIMEOUT) is None:
-            pytest.fail(f"node not ready within {READY_TIMEOUT} s (exit {self.proc.poll()}):\n{self.output()}")
-
-    def wait_exit(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> int | None:
-        """SIGINT, then SIGKILL after 10 s; the exit code (None if it had to be killed)."""
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            code = self.wait_exit(10.0)
-            if code is not None:
-                self._reader.join(timeout=5.0)
-                return code if sig == signal.SIGINT else None
-        return None
-
-
-def reliable(depth: int = 100, latched: bool = False) -> QoSProfile:
-    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-
-
-class Client:
-    """An rclpy Context + node on the test's domain, subscribed to the localizer's outputs."""
+    service_timeout = WAIT
 
     def __init__(self, domain: int):
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node(f"vprsnn_nav_test_{os.getpid()}", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.estimates: list = []
+        super().__init__(domain, f"vprsnn_nav_test_{os.getpid()}")
         self.initialposes: list = []
-        self.place_ids: list[int] = []
-        self.confidences: list[float] = []
         self.matches: list = []
         self.places: list = []
-        self.statuses: list = []  # DiagnosticStatus of the localizer
         sub = self.node.create_subscription
-        self.sub_estimate = sub(PoseWithCovarianceStamped, f"/{NODE}/estimate", self.estimates.append, reliable())
-        self.sub_initialpose = sub(PoseWithCovarianceStamped, "/initialpose", self.initialposes.append, reliable())
-        sub(Int32, f"/{NODE}/place_id", lambda m: self.place_ids.append(m.data), reliable())
-        sub(Float32, f"/{NODE}/confidence", lambda m: self.confidences.append(m.data), reliable())
-        sub(Marker, f"/{NODE}/match", self.matches.append, reliable())
-        sub(MarkerArray, f"/{NODE}/places", self.places.append, reliable(1, latched=True))
-        sub(DiagnosticArray, "/diagnostics",
-            lambda m: self.statuses.extend(s for s in m.status if s.name == NODE), reliable())
-        self.pub = self.node.create_publisher(Image, CAMERA, reliable(10))
+        self.sub_initialpose = sub(PoseWithCovarianceStamped, "/initialpose", self.initialposes.append,
+                                   reliable_qos(100))
+        sub(Marker, f"/{NODE}/match", self.matches.append, reliable_qos(100))
+        sub(MarkerArray, f"/{NODE}/places", self.places.append, reliable_qos(1, latched=True))
+        self.pub = self.node.create_publisher(Image, CAMERA, reliable_qos(10))
         self.relocalize_client = self.node.create_client(Trigger, f"/{NODE}/relocalize")
-        self.reload_client = self.node.create_client(Trigger, f"/{NODE}/reload")
-        self.param_client = self.node.create_client(SetParameters, f"/{NODE}/set_parameters")
 
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-    def spin_until(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return bool(predicate())
-            self.executor.spin_once(timeout_sec=min(0.05, left))
-        return True
-
-    def connect(self, node: NodeRun) -> None:
+    def connect(self, node: NodeProcess) -> None:
         """Until the node takes our frames and we get its estimates, /initialpose and diagnostics."""
-        if not self.spin_until(lambda: (self.pub.get_subscription_count() >= 1
-                                        and self.sub_estimate.get_publisher_count() >= 1
-                                        and self.sub_initialpose.get_publisher_count() >= 1
-                                        and bool(self.statuses)), WAIT):
-            pytest.fail(f"not connected to the node within {WAIT} s:\n{node.output()}")
-
-    def call(self, client, request):
-        assert client.wait_for_service(timeout_sec=WAIT), f"no service {client.srv_name}"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, 60.0), f"no answer from {client.srv_name}"
-        return future.result()
+        self.wait_connected(node, [self.pub], subscriptions=[self.sub_estimate, self.sub_initialpose], services=(),
+                            timeout=WAIT)
 
     def set_param(self, name: str, value: float) -> None:
-        request = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
-            type=ParameterType.PARAMETER_DOUBLE, double_value=float(value)))])
-        result = self.call(self.param_client, request).results[0]
+        result = self.set_params(**{name: float(value)})[0]
         assert result.successful, result.reason
 
     def send(self, image: np.ndarray, stamp: tuple[int, int]) -> PoseWithCovarianceStamped | None:
         """One bgr8 frame; waits for the estimate carrying its stamp."""
-        msg = Image(height=image.shape[0], width=image.shape[1], encoding="bgr8", is_bigendian=0,
-                    step=image.shape[1] * 3, data=np.ascontiguousarray(image).tobytes())
-        msg.header.stamp = Time(sec=stamp[0], nanosec=stamp[1])
-        msg.header.frame_id = "camera"
-        self.pub.publish(msg)
-        found = lambda: next((e for e in self.estimates
-                              if (e.header.stamp.sec, e.header.stamp.nanosec) == stamp), None)
-        self.spin_until(lambda: found() is not None, FRAME_TIMEOUT)
-        return found()
-
-    def values(self, status) -> dict:
-        return {kv.key: kv.value for kv in status.values}
+        msg = array_image(image, "bgr8", stamp, frame_id="camera")
+        return self.send_and_wait_estimate(self.pub, msg, FRAME_TIMEOUT, match_stamp=True)
 
     def settle(self, processed: int) -> dict:
         """Diagnostics once ``processed`` frames are done, and every /initialpose the node counts
@@ -228,8 +96,7 @@ class Client:
         found: list[dict] = []
 
         def done() -> bool:
-            for status in reversed(self.statuses):
-                v = self.values(status)
+            for _, v in reversed(self.diagnostics):
                 if int(v["frames_processed"]) >= processed:
                     found[:] = [v]
                     return len(self.initialposes) >= int(v["relocalizations"])
@@ -240,23 +107,18 @@ class Client:
 
 
 @pytest.fixture
-def run(ros_domains, monkeypatch):
-    """Factory: (node, client) on a fresh domain; both are stopped at the end of the test."""
+def run(ros_domains, monkeypatch, start_node, client_factory):
+    """Factory: (node, client) on a fresh domain; both are stopped at the end of the test
+    (conftest's start_node and client_factory)."""
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this process's participant too
-    started: list = []
 
-    def start(model, **params) -> tuple[NodeRun, Client]:
+    def start(model, **params) -> tuple[NodeProcess, Client]:
         domain = ros_domains.new()
         params = {"reliable": "true", "diagnostics_period": "0.25", **params}
-        node = NodeRun(domain, model, params, ros_domains.env(domain))
-        client = Client(domain)
-        started.append((node, client))
-        return node, client
+        node = start_node(domain, model, params, image_topic=CAMERA)
+        return node, client_factory(domain, client_class=Client)
 
-    yield start
-    for node, client in started:
-        client.close()
-        node.stop()
+    return start
 
 
 # --------------------------------------------------------------------------
@@ -404,14 +266,9 @@ def test_on_request_publishes_only_after_the_call_and_once_per_call(run, pose_mo
 
 
 @pytest.mark.slow
-def test_relocalize_with_a_model_without_poses_is_a_configure_error(ros_domains, model16):
-    domain = ros_domains.new()
-    node = NodeRun(domain, model16, {"relocalize": "auto"}, ros_domains.env(domain))
-    try:
-        code = node.wait_exit(READY_TIMEOUT)
-        node._reader.join(timeout=5.0)
-    finally:
-        node.stop()
+def test_relocalize_with_a_model_without_poses_is_a_configure_error(ros_domains, model16, start_node):
+    node = start_node(ros_domains.new(), model16, {"relocalize": "auto"}, image_topic=CAMERA)
+    code = node.wait_exit(READY_TIMEOUT)  # once exited, its output is complete
     out = node.output()
     assert code == 2, out
     errors = [line for line in node.lines if "error" in line.lower()]

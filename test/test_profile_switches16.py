@@ -295,3 +295,28 @@ def test_switches_are_recorded_in_the_model_and_reloaded(tmp_path):
     assert np.array_equal(loaded.weights, net.weights)
     counts = loaded.spike_counts(loaded.config.input_rates(preprocess_batch(query)), np.arange(8))
     assert counts.shape == (8, 2, 20)
+
+
+@pytest.mark.slow
+def test_tuned_adopts_query_inhibition_which_leaves_training_alone(tmp_path):
+    """tuned reads queries (and records the reference) at w_ie x 0.25; its trained arrays are
+    those of tuned without the switch, and its queries fire more."""
+    from vprsnn_ros.io.preprocess import preprocess_batch
+    from vprsnn_ros.io.synthetic import make_route
+    from vprsnn_ros.train.training import train_network
+
+    assert TUNED.query_inhibition == 0.25
+    reference, query = make_route(8, seed=5)
+    ref, qry = preprocess_batch(reference), preprocess_batch(query)
+    cfg = NetworkConfig(n_neurons=20, places_per_module=4, epochs=2, assign_presentations=8)
+    names = [f"p{k}" for k in range(8)]
+    with_switch = train_network(cfg, [ref], names, tmp_path / "a", workers=1, profile=TUNED)
+    without = train_network(cfg, [ref], names, tmp_path / "b", workers=1,
+                            profile=TUNED.with_(query_inhibition=1.0))
+    for a, b in ((with_switch.weights, without.weights), (with_switch.theta, without.theta),
+                 (with_switch.assignments, without.assignments)):
+        assert np.array_equal(a, b)
+    assert with_switch.config.packed(False)[P_W_IE] == 0.25 * cfg.params.w_ie
+    rates = cfg.input_rates(qry)
+    more = with_switch.spike_counts(rates, np.arange(8)).sum()
+    assert more > without.spike_counts(rates, np.arange(8)).sum()

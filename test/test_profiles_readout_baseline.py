@@ -29,7 +29,8 @@ from vprsnn_ros.snn.sequence import match_sequences
 from vprsnn_ros.train.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
 # tuned's readout and threshold switches alone: its input coding and pre-selection off.
-READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0, preselect=False)
+READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0, preselect=False,
+                           query_inhibition=1.0)
 
 # --------------------------------------------------------------------------
 # SAD baseline
@@ -170,7 +171,8 @@ def test_profiles_are_recorded_and_readout_switches_do_not_touch_training(models
         assert meta_f["parts"][name]["sha256"] == meta_r["parts"][name]["sha256"], name
     # tuned's input coding is copied into the network's config, which every runner reads.
     cfg = load_network(tuned).config
-    assert (cfg.spike_trains, cfg.query_rate_gain) == (TUNED.spike_trains, TUNED.query_rate_gain)
+    assert (cfg.spike_trains, cfg.query_rate_gain, cfg.query_inhibition) == (
+        TUNED.spike_trains, TUNED.query_rate_gain, TUNED.query_inhibition)
     assert meta_f["parts"]["module_0000"]["sha256"] != meta_t["parts"]["module_0000"]["sha256"]
     assert load_network(faithful).readout == "mean" and load_network(tuned).readout == "zscore"
     # Without a calibration query the faithful profile says it does not mask; tuned chose on the reference.
@@ -318,8 +320,18 @@ def test_calibration_query_decides_t_with_the_profiles_readout(route, tmp_path):
         for row in tables[profile.name]:
             S = net.scores(counts, modules=mods, threshold=row["threshold"], readout=profile.readout)
             assert row["recall_at_1"] == recall_at_n(S[:, places], ns=(1,))[1], (profile.name, row)
+        # `vprsnn evaluate --split calibration` scores the same queries on the same modules.
+        chosen = next(r for r in tables[profile.name] if r["threshold"] == meta["hyperactive_threshold"])
+        report, S_cal, gt = evaluate([net], query, split="calibration", preselect_k=0)
+        assert report["split"] == "calibration" and S_cal.shape == (8, 8) and list(gt) == list(range(8))
+        assert report["recall"]["1"] == chosen["recall_at_1"], (profile.name, report["recall"], chosen)
     # The readouts differ on this route, so the check above tells which one calibrated T.
     assert [r["recall_at_1"] for r in tables["faithful"]] != [r["recall_at_1"] for r in tables["tuned"]]
+
+
+def test_calibration_split_of_a_model_without_one_is_a_config_error(model16, route16):
+    with pytest.raises(ConfigError, match="no calibration split"):
+        evaluate([load_network(model16)], route16.query_pixels, split="calibration")
 
 
 def test_zscore_with_preselection_gives_unrun_places_the_lowest_score(route, models):

@@ -147,6 +147,8 @@ WITHIN16: dict[str, dict] = {
     # The leading rows again on seed 1 (seed-to-seed spread of the base is ~0.05 on 100 queries).
     "w16_base_seed_1": {"config": {"seed": 1}},
     "w16_imprint_seed_1": {"profile": {"imprint": 1.0}, "config": {"seed": 1}},
+    "w16_inhibition_grow_seed_1": {"profile": {"inhibition_start": 0.25}, "config": {"seed": 1}},
+    "w16_soft_bound_seed_1": {"profile": {"soft_bound": 1.0}, "config": {"seed": 1}},
 }
 TRAIN_VARIANTS.update({name: {"profile": {**WITHIN16_BASE["profile"], **v.get("profile", {})},
                               "config": {**WITHIN16_BASE["config"], **v.get("config", {})},

@@ -62,53 +62,67 @@ def within_module(net, pixels: np.ndarray, split: str, threshold: int) -> float:
     return round(where_the_loss_is(S, np.arange(len(places)), column_module[places])["recall_at_1_given_module"], 4)
 
 
+def sad_row(net, ref: np.ndarray, qry: np.ndarray, length: int) -> dict:
+    """SAD per split on the model's images and regions: (R@1, R@1 with sequences, R@1 given the true module)."""
+    out = {}
+    for split in ("calibration", "test"):
+        places = net.split_places(split)
+        S = sad_scores(qry[places], ref[places])
+        column_module = place_modules(net.regions, net.n_places)[places]
+        within = where_the_loss_is(S, np.arange(len(places)), column_module)["recall_at_1_given_module"]
+        out[split] = (r1(S), r1(match_sequences(S, length, "diagonal")), round(within, 4))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", type=Path, nargs="+")
     ap.add_argument("--gains", type=float, nargs="+", default=[1.0, 2.0])
     ap.add_argument("--query-inhibition", type=float, nargs="+", default=[1.0],
                     help="factors on w_ie for queries and the reference recording (issue 16, 4g)")
-    ap.add_argument("--preselect", type=int, default=None, metavar="K", help="default: each model's K")
+    ap.add_argument("--preselect", type=int, nargs="+", default=[None], metavar="K",
+                    help="default: each model's K; several: one row each, on the same reference recording")
     ap.add_argument("--places", type=int, default=3300)
     ap.add_argument("--sequence-length", type=int, default=10)
     ap.add_argument("--out", type=Path, help="JSON of the table")
     args = ap.parse_args()
-    _, ref, qry = load_nordland(args.places)
+    images = {}  # patch -> (reference, query) pixels: each model is read at its own patch size
     L = args.sequence_length
     print(cpu_line())
-    rows = []
+    rows, sad = [], {}
     for path in args.models:
         net = load_network(path)
         trained = net.config
+        if trained.patch not in images:
+            images[trained.patch] = load_nordland(args.places, patch=trained.patch)[1:]
+        ref, qry = images[trained.patch]
         for gain, inhibition in [(g, f) for g in args.gains for f in args.query_inhibition]:
             started = time.perf_counter()
             net.config = trained.with_(query_rate_gain=gain, query_inhibition=inhibition)
             record_reference(net, rates_hz(ref).astype(np.float64))
             record_s = time.perf_counter() - started
-            cal, cal_places = split_scores(net, qry, "calibration", args.preselect)
-            test, test_places = split_scores(net, qry, "test", args.preselect)
-            sweep = [r1(S) for S in cal]
-            best = max(range(len(sweep)), key=lambda i: (sweep[i], -i))
-            row = {"model": str(path), "spike_trains": trained.spike_trains, "query_rate_gain": gain,
-                   "query_inhibition": inhibition,
-                   "T": DEFAULT_T_SWEEP[best], "k": effective_k(net, args.preselect, 10**9),
-                   "calibration": sweep[best], "calibration_seq": r1(match_sequences(cal[best], L, "diagonal")),
-                   "test": r1(test[best]), "test_seq": r1(match_sequences(test[best], L, "diagonal")),
-                   "calibration_within": within_module(net, qry, "calibration", DEFAULT_T_SWEEP[best]),
-                   "test_within": within_module(net, qry, "test", DEFAULT_T_SWEEP[best]),
-                   "record_seconds": round(record_s, 1)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            for k in args.preselect:
+                cal, cal_places = split_scores(net, qry, "calibration", k)
+                test, test_places = split_scores(net, qry, "test", k)
+                sweep = [r1(S) for S in cal]
+                best = max(range(len(sweep)), key=lambda i: (sweep[i], -i))
+                t = DEFAULT_T_SWEEP[best]
+                row = {"model": str(path), "spike_trains": trained.spike_trains, "query_rate_gain": gain,
+                       "query_inhibition": inhibition, "T": t, "k": effective_k(net, k, 10**9),
+                       "calibration": sweep[best],
+                       "calibration_seq": r1(match_sequences(cal[best], L, "diagonal")),
+                       "test": r1(test[best]), "test_seq": r1(match_sequences(test[best], L, "diagonal")),
+                       "calibration_within": within_module(net, qry, "calibration", t),
+                       "test_within": within_module(net, qry, "test", t),
+                       "record_seconds": round(record_s, 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
         net.config = trained
-    sad = {}
-    for split in ("calibration", "test"):
-        places = net.split_places(split)
-        S = sad_scores(qry[places], ref[places])
-        column_module = place_modules(net.regions, net.n_places)[places]
-        within = where_the_loss_is(S, np.arange(len(places)), column_module)["recall_at_1_given_module"]
-        sad[split] = (r1(S), r1(match_sequences(S, L, "diagonal")), round(within, 4))
-    print(f"SAD: calibration {sad['calibration'][0]} (seq {sad['calibration'][1]}, within {sad['calibration'][2]}), "
-          f"test {sad['test'][0]} (seq {sad['test'][1]}, within {sad['test'][2]})")
+        sad[str(path)] = sad_row(net, ref, qry, L)
+        s = sad[str(path)]
+        print(f"SAD (patch {trained.patch}, this model's regions): calibration {s['calibration'][0]} "
+              f"(seq {s['calibration'][1]}, within {s['calibration'][2]}), "
+              f"test {s['test'][0]} (seq {s['test'][1]}, within {s['test'][2]})", flush=True)
     best = max(rows, key=lambda r: r["calibration"])
     print(f"best on calibration: {best['model']} {best['spike_trains']} gain {best['query_rate_gain']} "
           f"query inhibition {best['query_inhibition']} "

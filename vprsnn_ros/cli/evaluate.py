@@ -26,7 +26,9 @@ def add_parser(sub) -> None:
     e.add_argument("--tolerance", type=int, default=0, help="also report recall within +-N places")
     e.add_argument("--sequence-length", type=int, default=1)
     e.add_argument("--ground-truth", metavar="CSV", help="CSV query,reference of file names")
-    e.add_argument("--split", choices=("auto", "test", "all"), default="auto")
+    e.add_argument("--split", choices=("auto", "test", "calibration", "all"), default="auto",
+                   help="auto: test when the model has a calibration split, else all; calibration: "
+                        "the calibration places with their own modules")
     e.add_argument("--threshold", type=int, help="hyperactivity threshold T (default: the calibrated one)")
     e.add_argument("--preselect", type=int, metavar="K",
                    help="run the SNN on each query's K best modules by template (default: the "

@@ -47,8 +47,9 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
     """Score every query and compute the metrics.
 
     ``split``: 'test' evaluates the test places with the test modules only (the
-    published protocol, when the model has a calibration split), 'all' every
-    place with every module; 'auto' = 'test' when a calibration split exists.
+    published protocol, when the model has a calibration split), 'calibration'
+    the calibration places with their own modules (where choices are made), 'all'
+    every place with every module; 'auto' = 'test' when a calibration split exists.
     Query q's true place is ``gt[q]`` (default q; -1 = no true place).
     ``readout`` (default: the model's profile) and ``sequence_matcher``
     ('diagonal' or 'seqslam') select the profile switch and the matcher; the
@@ -67,8 +68,10 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         raise ConfigError(f"sequence length {sequence_length} exceeds the {len(pixels)} queries")
     if split == "auto":
         split = "test" if net.n_calibration_modules > 0 else "all"
-    if split not in ("test", "all"):
-        raise ConfigError(f"split must be auto, test or all, not {split!r}")
+    if split not in ("test", "calibration", "all"):
+        raise ConfigError(f"split must be auto, test, calibration or all, not {split!r}")
+    if split == "calibration" and net.n_calibration_modules == 0:
+        raise ConfigError("the model has no calibration split (train with --calibration-places)")
     if gt is None:
         if len(pixels) != net.n_places:
             raise DataError(f"the model has {net.n_places} places but the query has {len(pixels)} "
@@ -76,7 +79,7 @@ def evaluate(members: Sequence[ModularSNN], pixels: np.ndarray, gt: np.ndarray |
         gt = np.arange(len(pixels))
     modules = net.module_split(split)
     places = net.split_places(split)
-    if split == "test":
+    if split != "all":
         keep = np.isin(gt, places) | (gt < 0)
         pixels, gt = pixels[keep], gt[keep]
     started = time.perf_counter()

@@ -189,8 +189,15 @@ FAITHFUL = Profile()
 # 100, T chosen on the reference: 0.235 vs 0.145 for the published coding). The gain was
 # then decided on the 3,300-place protocol's 600 calibration queries, 6x as many
 # (bench/protocol_switches.py, K = 1): gain 1 0.292, gain 2 0.263; so it stays 1.
+# query_inhibition (issue 16, item 4g): the within-module switch that won on calibration on
+# both protocols (docs/results/2026-12-07-within-module.md). 300 places (calibration = the
+# first 100, contiguous regions, zscore, every module): R@1 0.220 (T chosen on the reference)
+# / 0.270 (T on calibration) at 0.25 against 0.190 / 0.200 at 1, R@1 given the true module
+# 0.430 / 0.340 against 0.320 / 0.320; 3,300-place protocol (600 calibration queries, K = 2,
+# T on calibration): 0.235 at 0.25 against 0.205 at 1 (given the true module 0.457 / 0.355).
+# 0.1 was measured too (300: 0.260 / 0.260; 3,300: see the page).
 TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True, preselect=True,
-                spike_trains="regular")
+                spike_trains="regular", query_inhibition=0.25)
 PROFILES = {p.name: p for p in (FAITHFUL, TUNED)}
 # The default of `vprsnn train`: the profile that wins on calibration data (never
 # the test queries). bench/ablation.py, Nordland 300 places, calibration split = the
