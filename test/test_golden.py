@@ -67,7 +67,7 @@ PARTS = ("network", "hyperactivity", "reference_stats", "reference_pixels")
 # Switches adopted into tuned after the golden commit, at their values of that commit: the
 # golden trainings pin the kernels and the training, and test_profile_switches16.py pins
 # what each later switch does.
-LATER_TUNED_SWITCHES = {"query_inhibition": 1.0}
+LATER_TUNED_SWITCHES = {"query_inhibition": 1.0, "threshold_at_k": False}
 
 
 def _tuned_of_the_golden_commit(tuned):

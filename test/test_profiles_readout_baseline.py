@@ -106,6 +106,23 @@ def test_reference_stats_give_each_places_score_mean_and_std(with_mask):
     np.testing.assert_array_equal(again.place_stats(masked)[1], std)
 
 
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_reference_stats_of_the_leading_modules_are_those_recorded_on_them_alone(with_mask):
+    # What extension scores its calibration modules with (train/extend.py).
+    rng = np.random.default_rng(5)
+    M, N, P, lead = 4, 10, 12, 2
+    assignments = (np.arange(M)[:, None] * 3 + rng.integers(-1, 3, (M, N))).astype(np.int32)  # 3 places a module
+    assignments[assignments < np.arange(M)[:, None] * 3] = -1
+    counts = rng.integers(0, 8, (15, M, N))
+    masked = rng.random((lead, N)) < 0.3 if with_mask else None
+    whole = ReferenceStats(assignments=assignments, n_places=P)
+    whole.add(counts)
+    alone = ReferenceStats(assignments=assignments[:lead], n_places=P)
+    alone.add(counts[:, :lead])
+    for got, expected in zip(whole.leading_modules(lead).place_stats(masked), alone.place_stats(masked)):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_same_place_pairs_are_every_ordered_pair_of_one_place():
     a = np.array([[0, 1, 0, -1], [2, 2, 2, 1]])
     i, j = same_place_pairs(a)
@@ -306,7 +323,8 @@ def test_cli_train_says_which_t_and_evaluate_prints_and_stores_the_baseline(tmp_
 def test_calibration_query_decides_t_with_the_profiles_readout(route, tmp_path):
     names, ref, query, _ = route
     tables = {}
-    for profile in (FAITHFUL, TUNED):
+    # tuned's T with every module competing (threshold_at_k off: test_threshold_at_k.py).
+    for profile in (FAITHFUL, TUNED.with_(threshold_at_k=False)):
         out = tmp_path / profile.name
         train_network(CONFIG, [ref], names, out, workers=2, profile=profile, calibration_places=8,
                       calibration_query=query[:8])

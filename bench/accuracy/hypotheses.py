@@ -149,6 +149,7 @@ WITHIN16: dict[str, dict] = {
     "w16_imprint_seed_1": {"profile": {"imprint": 1.0}, "config": {"seed": 1}},
     "w16_inhibition_grow_seed_1": {"profile": {"inhibition_start": 0.25}, "config": {"seed": 1}},
     "w16_soft_bound_seed_1": {"profile": {"soft_bound": 1.0}, "config": {"seed": 1}},
+    "w16_patch_9_seed_1": {"profile": {"patch": 9}, "config": {"seed": 1}},
 }
 TRAIN_VARIANTS.update({name: {"profile": {**WITHIN16_BASE["profile"], **v.get("profile", {})},
                               "config": {**WITHIN16_BASE["config"], **v.get("config", {})},

@@ -13,15 +13,22 @@ from vprsnn_ros.snn.profiles import FAITHFUL, Profile
 def _threshold_line(meta: dict) -> str:
     cal = meta.get("calibration")
     t = meta.get("hyperactive_threshold")
+    choice = meta.get("threshold_choice") or {}
     if cal:
-        line = (f"{t}, chosen by calibration: R@1 {float(cal['recall_at_1']):.3f} on the "
-                f"{cal['places']} calibration places ({cal['modules']} modules), epochs {cal['epochs']}")
+        if choice.get("method") == "calibration_at_k":
+            best = next((r for r in choice.get("table", []) if r.get("threshold") == t), None)
+            at = f"R@1 {float(best['recall_at_1']):.3f} at K = {best['k'] or 'every module'}" if best else "R@1 ?"
+            line = (f"{t}, chosen with K on the calibration query: {at} on the {cal['places']} calibration "
+                    f"places ({cal['modules']} modules), epochs {cal['epochs']}; with every module T = "
+                    f"{cal['threshold']}, R@1 {float(cal['recall_at_1']):.3f}")
+        else:
+            line = (f"{t}, chosen by calibration: R@1 {float(cal['recall_at_1']):.3f} on the "
+                    f"{cal['places']} calibration places ({cal['modules']} modules), epochs {cal['epochs']}")
         if "recalibrated_places" in cal:
             line += f", recalibrated after extension to {cal['recalibrated_places']} places"
         return line
     if t is None:
         return "not chosen yet (training incomplete)"
-    choice = meta.get("threshold_choice") or {}
     if choice.get("method") == "reference_self_recognition":
         return f"{t}, chosen on the reference itself (no calibration query): {choice.get('reason', '')}"
     return f"{t} (no calibration data given at training: {'no masking' if t == 0 else 'set by hand'})"

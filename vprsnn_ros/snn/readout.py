@@ -135,6 +135,17 @@ class ReferenceStats:
         mean, std = self._cache[key]
         return zscore_merge(S, mean, std, self._cache[layout_key], floored=True)
 
+    def leading_modules(self, m: int) -> "ReferenceStats":
+        """The statistics of modules 0..m-1 alone (the calibration modules come first).
+
+        Exact: a pair never crosses modules, so the pairs of those modules are the
+        ones whose flat ids are below m * N.
+        """
+        keep = self.pair_i < m * self.assignments.shape[1]
+        return ReferenceStats(assignments=self.assignments[:m], n_places=self.n_places, n_images=self.n_images,
+                              neuron_sum=self.neuron_sum[:m], pair_i=self.pair_i[keep], pair_j=self.pair_j[keep],
+                              pair_sum=self.pair_sum[keep])
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {"neuron_sum": self.neuron_sum, "pair_i": self.pair_i, "pair_j": self.pair_j,
                 "pair_sum": self.pair_sum, "n_images": np.array(self.n_images, np.int64)}

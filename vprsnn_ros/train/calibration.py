@@ -12,6 +12,9 @@ Without query images (profile switches ``auto_threshold`` and ``preselect``):
   added (:func:`perturb_reference`). K is then chosen by the rule used with
   calibration queries (:func:`vprsnn_ros.snn.preselect.calibrate_k`): the
   cheapest K whose R@1 is within 0.005 of every module's.
+
+With calibration queries and the profile switch ``threshold_at_k``, T and K are chosen
+together (:func:`choose_threshold_at_k`): T at the K modules pre-selection will run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from vprsnn_ros.eval.metrics import recall_at_n
 from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, ModularSNN
-from vprsnn_ros.snn.preselect import DEFAULT_K_SWEEP, ModuleRanker, preselected_scores
+from vprsnn_ros.snn.preselect import DEFAULT_K_SWEEP, ModuleRanker, calibrate_k, preselected_scores
 from vprsnn_ros.snn.profiles import Profile
 
 ProgressFn = Callable[[int, int, str], None]
@@ -111,6 +114,39 @@ def threshold_choice(net: ModularSNN, meta: dict, calibrated: bool, profile: Pro
                    "table": table}
     return 0, {"method": "none",
                "reason": "no calibration query and profile switch auto_threshold off: no masking"}
+
+
+def choose_threshold_at_k(net: ModularSNN, query_pixels: np.ndarray,
+                          t_sweep: Sequence[int] = DEFAULT_T_SWEEP) -> tuple[int, int, list[dict], dict]:
+    """T and K together on the calibration queries (profile switch ``threshold_at_k``).
+
+    Masking hyperactive neurons helps most when every module competes, since a
+    hyperactive neuron then wins queries in every module; with the few modules
+    pre-selection runs it can cost more than it gains (3,300 Nordland places: the
+    best T with every module is 20, and at K = 1 T = 0 is best, 0.247 against
+    0.195). So for each T of the sweep K(T) is chosen by the rule of
+    :func:`vprsnn_ros.snn.preselect.calibrate_k`, and
+
+        T* = argmax_T R@1(T, K(T))   (the smallest T among equals),  K* = K(T*).
+
+    ``query_pixels``: the calibration queries, query k showing the k-th calibration
+    place. Returns (T*, K*, the K table at T*, the ``threshold_choice`` record with
+    the table of (T, K(T), R@1)).
+    """
+    mods, places = net.module_split("calibration"), net.split_places("calibration")
+    counts = net.spike_counts(net.config.input_rates(query_pixels), np.arange(len(query_pixels)), modules=mods)
+    rows, k_tables = [], {}
+    for t in t_sweep:
+        k, k_tables[int(t)] = calibrate_k(net, query_pixels, places, mods, int(t), counts=counts)
+        chosen = next(r for r in k_tables[int(t)] if r["k"] == (k or len(mods)))
+        rows.append({"threshold": int(t), "k": int(k), "recall_at_1": chosen["recall_at_1"]})
+    best = max(rows, key=lambda r: (r["recall_at_1"], -r["threshold"]))
+    k_name = best["k"] or "every module"
+    return best["threshold"], best["k"], k_tables[best["threshold"]], {
+        "method": "calibration_at_k",
+        "reason": f"best R@1 on the calibration query ({best['recall_at_1']:.3f}) at the K pre-selection "
+                  f"will run (K = {k_name}), T and K chosen together",
+        "table": rows}
 
 
 def perturb_reference(pixels: np.ndarray, width: int, height: int, seed: int) -> np.ndarray:

@@ -49,7 +49,7 @@ from vprsnn_ros.parallel.runner import LocalRunner, Runner
 from vprsnn_ros.snn.module_training import ModuleResult
 from vprsnn_ros.snn.network import DEFAULT_T_SWEEP, NetworkConfig
 from vprsnn_ros.snn.profiles import Profile
-from vprsnn_ros.train.calibration import best_row
+from vprsnn_ros.train.calibration import best_row, choose_threshold_at_k
 from vprsnn_ros.train.training import (
     REFERENCE_PIXELS,
     ProgressFn,
@@ -259,19 +259,29 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         record_activity(runner, config, net.delays, w_new, th_new, all_pixels, progress=progress)])
     record_seconds = time.perf_counter() - record_start
 
+    regions = list(net.regions) + new_regions
+    full = replace(net, n_places=n_total, regions=regions, weights=np.concatenate([net.weights, w_new]),
+                   theta=np.concatenate([net.theta, th_new]),
+                   assignments=np.concatenate([net.assignments, a_new]), active_images=active)
+    stats = None
+    if store.has_part("reference_stats"):
+        # The zscore readout's sums over the whole reference, as training on all places gives;
+        # calibration below scores with them (the old ones cover the old places only).
+        # Recorded on a copy of the activity: `active` is what step 2 recorded, and is staged.
+        stats = record_reference(replace(full, active_images=active.copy()),
+                                 full.config.input_rates(all_pixels), progress)
+        full.reference_stats = stats
+
     # 3. Calibration again, on the calibration modules with their new activity.
     fields: dict[str, Any] = {}
     threshold = int(meta.get("hyperactive_threshold", 0))
     if calibration_query is not None:
         cal = dict(meta["calibration"])
-        regions = list(net.regions) + new_regions
-        full = replace(net, n_places=n_total, regions=regions, weights=np.concatenate([net.weights, w_new]),
-                       theta=np.concatenate([net.theta, th_new]),
-                       assignments=np.concatenate([net.assignments, a_new]), active_images=active)
         mods = full.module_split("calibration")
         cal_net = replace(full, regions=[regions[m] for m in mods], weights=full.weights[mods],
                           theta=full.theta[mods], assignments=full.assignments[mods],
-                          active_images=active[mods])
+                          active_images=active[mods],
+                          reference_stats=None if stats is None else stats.leading_modules(len(mods)))
         rows = [{"epochs": epochs, **row}
                 for row in calibrate(runner, cal_net, calibration_query[: int(cal["places"])], t_sweep)]
         best = best_row(rows)
@@ -279,6 +289,14 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         cal.update(threshold=threshold, recall_at_1=best["recall_at_1"], table=rows,
                    recalibrated_places=n_total)
         fields["calibration"] = cal
+        profile = Profile.from_dict(meta.get("profile"))
+        if profile.preselect and profile.threshold_at_k and (meta.get("preselect") or {}).get(
+                "method") == "calibration_query":
+            # As training chose them: T at the K pre-selection runs, both again with the new activity.
+            threshold, k, k_table, choice = choose_threshold_at_k(
+                cal_net, calibration_query[: int(cal["places"])], t_sweep)
+            fields.update(preselect={"k": k, "method": "calibration_query", "table": k_table},
+                          preselect_k=k, threshold_choice=choice)
 
     # 4. The parts that change, staged too.
     stored_net = store.read_part("network")
@@ -290,13 +308,7 @@ def _stage_network(store: ModelStore, traverses: Sequence[np.ndarray], names: Se
         "n_calibration_modules": stored_net["n_calibration_modules"]}, tag)
     stage.put(REFERENCE_PIXELS, {"pixels": all_pixels}, tag)
     stage.put("hyperactivity", {"active_images": active.astype(np.int32)}, tag)
-    if store.has_part("reference_stats"):
-        # The zscore readout's sums over the whole reference, as training on all places gives.
-        whole = replace(net, n_places=n_total, regions=list(net.regions) + new_regions,
-                        weights=np.concatenate([net.weights, w_new]),
-                        theta=np.concatenate([net.theta, th_new]),
-                        assignments=np.concatenate([net.assignments, a_new]), active_images=active)
-        stats = record_reference(whole, whole.config.input_rates(all_pixels), progress)
+    if stats is not None:
         stage.put("reference_stats", stats.arrays(), tag)
     if thumbnails is not None and store.has_part(THUMBNAILS_PART):
         old_thumbs = load_thumbnails(store)

@@ -41,6 +41,7 @@ from vprsnn_ros.train.calibration import (  # noqa: F401 - choose_threshold_with
     best_row,
     calibration_rows,
     choose_k_without_queries,
+    choose_threshold_at_k,
     choose_threshold_without_queries,
     threshold_choice,
 )
@@ -368,7 +369,11 @@ def _train(config, traverses, place_names, out_dir, regions, n_cal, calibration_
     net.profile, net.readout = profile, profile.readout
     net.reference_pixels = np.asarray(traverses[0], np.uint8)
     if profile.preselect:
-        if calibrate_now:
+        if calibrate_now and profile.threshold_at_k:
+            threshold, net.preselect_k, k_table, choice = choose_threshold_at_k(net, calibration_query, t_sweep)
+            net.hyperactive_threshold = threshold
+            store.update_meta(preselect={"k": net.preselect_k, "method": "calibration_query", "table": k_table})
+        elif calibrate_now:
             net.preselect_k, k_table = calibrate_k(
                 net, calibration_query, net.split_places("calibration"), net.module_split("calibration"),
                 threshold)
