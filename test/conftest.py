@@ -407,11 +407,13 @@ def ensemble16(route16: Route, tmp_path_factory: pytest.TempPathFactory):
     """Two seeds (0, 1) of model16's network trained with the tuned profile (z-score readout,
     4 modules each) and their ensemble manifest: what test_paths_node*.py run.
 
-    Queried at the trained inhibition (``query_inhibition`` 1, not tuned's 0.25): with a
-    quarter of the inhibition every neuron of these 40-neuron modules fires equally often on
-    every reference image, so the hyperactivity threshold masks all of them or none, and
-    tracking recovers every module's answers at any K; the node tests that check each
-    override changes the answers could then not tell an override from none."""
+    Trained and queried at the trained inhibition (``inhibition_start`` and
+    ``query_inhibition`` 1, not tuned's 0.25): with a quarter of the inhibition every neuron
+    of these 40-neuron modules fires equally often on every reference image, so the
+    hyperactivity threshold masks all of them or none, and tracking recovers every module's
+    answers at any K; trained with the inhibition ramp, K = 2 and every module give the same
+    confidences on every frame of route16. The node tests that check each override changes
+    the answers could then not tell an override from none."""
     from vprsnn_ros.model.ensemble import write_ensemble_manifest
     from vprsnn_ros.snn.profiles import TUNED
     from vprsnn_ros.train.training import train_network
@@ -420,7 +422,7 @@ def ensemble16(route16: Route, tmp_path_factory: pytest.TempPathFactory):
     names = [f"p{k:02d}" for k in range(N16)]
     for seed in (0, 1):
         train_network(config16(seed=seed), [route16.ref_pixels], names, root / f"seed_{seed}", workers=2,
-                      profile=TUNED.with_(query_inhibition=1.0))
+                      profile=TUNED.with_(query_inhibition=1.0, inhibition_start=1.0))
     write_ensemble_manifest(root, ["seed_0", "seed_1"])
     yield from _read_only(root)
 

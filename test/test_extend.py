@@ -297,7 +297,7 @@ def test_info_and_extend_read_the_profile_from_the_manifest(route, old_model, tm
     (copy / "model.yaml").write_text(yaml.safe_dump(meta))
     assert main(["info", str(copy)]) == 0
     assert ("profile    tuned (readout zscore, auto_threshold True, preselect True, spike_trains regular, "
-            "query_inhibition 0.25, threshold_at_k True)"
+            "inhibition_start 0.25, query_inhibition 0.25, threshold_at_k True)"
             in capsys.readouterr().out)
     bad_input.watch(tmp_path)
     code = main(["extend", "--model", str(copy), "--reference", str(route["new"]), "--profile", "faithful"])

@@ -14,8 +14,8 @@ arrays, T and how it was chosen are pinned; how K (pre-selection) is chosen,
 and what runs beyond K with sequences (tracking), are later features with
 settings of their own, so the inference runs name K explicitly. Likewise switches
 adopted into ``tuned`` later (:data:`LATER_TUNED_SWITCHES`: issue 16's query-time
-inhibition) run at their values of the golden commit; ``test_profile_switches16.py``
-tests what they do.
+inhibition, joint choice of T and K and inhibition ramp in training) run at their
+values of the golden commit; ``test_profile_switches16.py`` tests what they do.
 
 Each ARRAY is hashed with its dtype and shape (:func:`array_digest`), never a
 whole ``.npz`` file, whose zip and NumPy headers change with NumPy versions
@@ -67,7 +67,7 @@ PARTS = ("network", "hyperactivity", "reference_stats", "reference_pixels")
 # Switches adopted into tuned after the golden commit, at their values of that commit: the
 # golden trainings pin the kernels and the training, and test_profile_switches16.py pins
 # what each later switch does.
-LATER_TUNED_SWITCHES = {"query_inhibition": 1.0, "threshold_at_k": False}
+LATER_TUNED_SWITCHES = {"query_inhibition": 1.0, "threshold_at_k": False, "inhibition_start": 1.0}
 
 
 def _tuned_of_the_golden_commit(tuned):

@@ -320,3 +320,11 @@ def test_tuned_adopts_query_inhibition_which_leaves_training_alone(tmp_path):
     rates = cfg.input_rates(qry)
     more = with_switch.spike_counts(rates, np.arange(8)).sum()
     assert more > without.spike_counts(rates, np.arange(8)).sum()
+
+
+def test_tuned_adopts_the_inhibition_ramp_in_training_only():
+    """tuned trains with w_ie growing from 0.25 x w_ie (issue 16, item 4c); queries run with w_ie."""
+    cfg = TUNED.configure(NetworkConfig())
+    assert TUNED.inhibition_start == 0.25 and cfg.params.w_ie_start_fraction == 0.25
+    assert FAITHFUL.configure(NetworkConfig()).params.w_ie_start_fraction == 1.0
+    assert cfg.packed(False)[P_W_IE] == TUNED.query_inhibition * cfg.params.w_ie

@@ -28,9 +28,9 @@ from vprsnn_ros.snn.readout import ReferenceStats, same_place_pairs, zscore_merg
 from vprsnn_ros.snn.sequence import match_sequences
 from vprsnn_ros.train.training import REFERENCE_STREAM, choose_threshold_without_queries, train_network
 
-# tuned's readout and threshold switches alone: its input coding and pre-selection off.
+# tuned's readout and threshold switches alone: its input coding, inhibition ramp and pre-selection off.
 READOUT_ONLY = TUNED.with_(name="readout_only", spike_trains="poisson", query_rate_gain=1.0, preselect=False,
-                           query_inhibition=1.0)
+                           query_inhibition=1.0, inhibition_start=1.0)
 
 # --------------------------------------------------------------------------
 # SAD baseline

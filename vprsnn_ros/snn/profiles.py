@@ -207,8 +207,15 @@ FAITHFUL = Profile()
 # threshold_at_k (issue 16): on the 3,300-place protocol's 600 calibration queries, T chosen
 # with every module (20) and then K (2) gave 0.212; T and K together give T = 0, K = 1,
 # 0.247 (docs/results/2026-12-07-within-module.md).
+# inhibition_start (issue 16, item 4c): training starts with w_ie at 0.25 of its value and
+# grows it linearly to its value by the last epoch. 300 places (calibration = the first 100,
+# every module, T on calibration): 0.240 / 0.250 on seeds 0 / 1 against 0.200 / 0.210; the
+# 3,300-place protocol (600 calibration queries, query_inhibition 0.25, T and K together:
+# T = 0, K = 1): 0.275 against 0.247 (R@1 given the true module 0.448), sequences of 10 0.626
+# against 0.530 (bench/accuracy/protocol_variant.py + protocol_switches.py).
 TUNED = Profile(name="tuned", readout="zscore", auto_threshold=True, preselect=True,
-                spike_trains="regular", query_inhibition=0.25, threshold_at_k=True)
+                spike_trains="regular", query_inhibition=0.25, threshold_at_k=True,
+                inhibition_start=0.25)
 PROFILES = {p.name: p for p in (FAITHFUL, TUNED)}
 # The default of `vprsnn train`: the profile that wins on calibration data (never
 # the test queries). bench/ablation.py, Nordland 300 places, calibration split = the
