@@ -38,7 +38,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -64,6 +64,7 @@ from vprsnn_ros.nodes.localizer_params import (
 from vprsnn_ros.nodes.memory import release_freed_memory
 from vprsnn_ros.nodes.relocalize import Relocalizer, RelocalizeSettings, pose_problem
 from vprsnn_ros.nodes.ros_params import declare, descriptor
+from vprsnn_ros.nodes.spin import spin_until_shutdown
 from vprsnn_ros.snn.readout import check_readout
 from vprsnn_ros.snn.sequence import check_matcher
 from vprsnn_ros.snn.threads import set_limit
@@ -478,8 +479,8 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().info("unconfigured: waiting for ~/change_state (configure, then activate)")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_shutdown(executor, node.context)
+    except KeyboardInterrupt:
         pass
     finally:
         # A second Ctrl-C (or a supervisor forwarding SIGINT again) must not cut the cleanup short.
