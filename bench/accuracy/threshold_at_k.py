@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import cpu_line, load_nordland
 from vprsnn_ros.model.network_io import load_network
 from vprsnn_ros.snn.network import DEFAULT_T_SWEEP
@@ -30,8 +32,10 @@ def main() -> int:
     query = load_nordland(args.places, patch=net.config.patch)[2][net.split_places("calibration")]
     mods, places = net.module_split("calibration"), net.split_places("calibration")
     print(f"trained with T = {net.hyperactive_threshold}, K = {net.preselect_k or 'every module'}")
+    # T masks neurons after the simulation: one recording of the queries serves every T.
+    counts = net.spike_counts(net.config.input_rates(query), np.arange(len(query)), modules=mods)
     for t in DEFAULT_T_SWEEP:
-        k, table = calibrate_k(net, query, places, mods, t)
+        k, table = calibrate_k(net, query, places, mods, t, counts=counts)
         print(f"T {t:3d}: K(T) = {k or 'all'}   " + "  ".join(f"K={r['k']}: {r['recall_at_1']:.3f}" for r in table))
     t, k, _, choice = choose_threshold_at_k(net, query)
     print(f"T and K together: T = {t}, K = {k or 'every module'} ({choice['reason']})")
